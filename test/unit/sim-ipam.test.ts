@@ -2,6 +2,16 @@ import t from "tap";
 import { IpamAllocator, IpamConfigError, IpamError, parseNetworkConfig } from "../../hack/sim/ipam.ts";
 
 const config = (ipam: object, extra: object = {}) => JSON.stringify({ cniVersion: "0.4.0", name: "net", type: "macvlan", master: "eth0", ipam, ...extra });
+/** The IpamError reason `fn` fails with, or undefined when it succeeds. */
+function failure(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof IpamError) return error.reason;
+    throw error;
+  }
+  return undefined;
+}
 const addressesOf = (allocator: IpamAllocator, owner: string, ipam: object, requested: string[] = []) =>
   allocator.allocate(owner, "net1", parseNetworkConfig(config(ipam)).ipam, requested).map((a) => a.address);
 
@@ -10,7 +20,7 @@ t.test("host-local hands out the lowest free address, skipping network, gateway 
   const ipam = { type: "host-local", ranges: [[{ subnet: "10.2.0.0/29" }]] };
   const got = ["a", "b", "c", "d", "e"].map((owner) => addressesOf(allocator, owner, ipam)[0]);
   t.same(got, ["10.2.0.2", "10.2.0.3", "10.2.0.4", "10.2.0.5", "10.2.0.6"]);
-  t.throws(() => addressesOf(allocator, "f", ipam), IpamError, "a /29 has five pod addresses");
+  t.equal(failure(() => addressesOf(allocator, "f", ipam)), "exhausted", "a /29 has five pod addresses");
   const [first] = allocator.allocate("a", "net1", parseNetworkConfig(config(ipam)).ipam);
   t.same(first, { family: 4, address: "10.2.0.2", prefix: 29, gateway: "10.2.0.1" }, "prefix and default gateway come with the address");
 });
@@ -20,7 +30,7 @@ t.test("host-local honours rangeStart, rangeEnd and an explicit gateway", async 
   const ipam = { type: "host-local", ranges: [[{ subnet: "10.1.0.0/24", rangeStart: "10.1.0.100", rangeEnd: "10.1.0.102", gateway: "10.1.0.101" }]] };
   t.same(addressesOf(allocator, "a", ipam), ["10.1.0.100"]);
   t.same(addressesOf(allocator, "b", ipam), ["10.1.0.102"]);
-  t.throws(() => addressesOf(allocator, "c", ipam), { name: "IpamError", reason: "exhausted" });
+  t.equal(failure(() => addressesOf(allocator, "c", ipam)), "exhausted");
 });
 
 t.test("host-local legacy top-level subnet/rangeStart/rangeEnd", async (t) => {
@@ -43,7 +53,7 @@ t.test("a range set with several ranges moves on when the first is full", async 
   ]] };
   t.same(addressesOf(allocator, "a", ipam), ["10.5.0.10"]);
   t.same(addressesOf(allocator, "b", ipam), ["10.6.0.20"]);
-  t.throws(() => addressesOf(allocator, "c", ipam), { reason: "exhausted" });
+  t.equal(failure(() => addressesOf(allocator, "c", ipam)), "exhausted");
 });
 
 t.test("IPv6 arithmetic reaches the top of the address space and prints canonical text", async (t) => {
@@ -51,7 +61,7 @@ t.test("IPv6 arithmetic reaches the top of the address space and prints canonica
   const ipam = { type: "host-local", ranges: [[{ subnet: "FD00:FFFF::/32", rangeStart: "fd00:ffff:ffff:ffff:ffff:ffff:ffff:fffe" }]] };
   t.same(addressesOf(allocator, "a", ipam), ["fd00:ffff:ffff:ffff:ffff:ffff:ffff:fffe"]);
   t.same(addressesOf(allocator, "b", ipam), ["fd00:ffff:ffff:ffff:ffff:ffff:ffff:ffff"], "host-local hands out the last IPv6 address");
-  t.throws(() => addressesOf(allocator, "c", ipam), { reason: "exhausted" });
+  t.equal(failure(() => addressesOf(allocator, "c", ipam)), "exhausted");
 
   const wide = new IpamAllocator();
   t.same(addressesOf(wide, "a", { type: "host-local", ranges: [[{ subnet: "2001:db8:0:0:1::/80", rangeStart: "2001:DB8::1:0:0:10" }]] }), ["2001:db8::1:0:0:10"]);
@@ -63,7 +73,7 @@ t.test("whereabouts range in CIDR form: network and broadcast are skipped, host 
   const got = Array.from({ length: 14 }, (_, i) => addressesOf(allocator, `p${i}`, ipam)[0]);
   t.equal(got[0], "192.168.2.225");
   t.equal(got[13], "192.168.2.238");
-  t.throws(() => addressesOf(allocator, "late", ipam), { reason: "exhausted" }, "a /28 has 14 addresses");
+  t.equal(failure(() => addressesOf(allocator, "late", ipam)), "exhausted", "a /28 has 14 addresses");
 });
 
 t.test("whereabouts range_start, range_end and exclude", async (t) => {
@@ -71,7 +81,7 @@ t.test("whereabouts range_start, range_end and exclude", async (t) => {
   const ipam = { type: "whereabouts", range: "10.3.0.0/24", range_start: "10.3.0.10", range_end: "10.3.0.13", exclude: ["10.3.0.10/31"] };
   t.same(addressesOf(allocator, "a", ipam), ["10.3.0.12"]);
   t.same(addressesOf(allocator, "b", ipam), ["10.3.0.13"]);
-  t.throws(() => addressesOf(allocator, "c", ipam), { reason: "exhausted" });
+  t.equal(failure(() => addressesOf(allocator, "c", ipam)), "exhausted");
 });
 
 t.test("whereabouts first-last/prefix form and dual-stack ipRanges", async (t) => {
@@ -94,8 +104,8 @@ t.test("a requested IP replaces the dynamic address of the range set containing 
   const ipam = { type: "host-local", ranges: [[{ subnet: "10.9.0.0/24" }], [{ subnet: "fd00:9::/64" }]] };
   t.same(addressesOf(allocator, "a", ipam, ["10.9.0.2/24"]), ["10.9.0.2", "fd00:9::2"]);
   t.same(addressesOf(allocator, "b", ipam), ["10.9.0.3", "fd00:9::3"], "the requested address is taken");
-  t.throws(() => addressesOf(allocator, "c", ipam, ["10.9.0.2"]), { reason: "unavailable" }, "two pods cannot request the same address");
-  t.throws(() => addressesOf(allocator, "c", ipam, ["10.99.0.2"]), { reason: "invalid" }, "an address outside every range is refused");
+  t.equal(failure(() => addressesOf(allocator, "c", ipam, ["10.9.0.2"])), "unavailable", "two pods cannot request the same address");
+  t.equal(failure(() => addressesOf(allocator, "c", ipam, ["10.99.0.2"])), "invalid", "an address outside every range is refused");
   t.equal(allocator.inUse("10.9.0.0/24"), 2, "failed requests hold nothing");
 });
 
@@ -133,7 +143,7 @@ t.test("exhaustion fails only the pod that asked", async (t) => {
   const allocator = new IpamAllocator();
   const ipam = { type: "host-local", ranges: [[{ subnet: "10.14.0.0/30" }], [{ subnet: "fd00:14::/126" }]] };
   t.same(addressesOf(allocator, "a", ipam), ["10.14.0.2", "fd00:14::2"]);
-  t.throws(() => addressesOf(allocator, "b", ipam), { reason: "exhausted" });
+  t.equal(failure(() => addressesOf(allocator, "b", ipam)), "exhausted");
   t.equal(allocator.inUse("fd00:14::/126"), 1, "the IPv6 address picked before the IPv4 set ran out is given back");
   t.same(allocator.get("a", "net1")?.map((a) => a.address), ["10.14.0.2", "fd00:14::2"]);
 });
