@@ -1,0 +1,135 @@
+// node reports -> the merged view of one NetService, which every desired
+// object of that NetService is built from.
+import type { NetService, ReportSpec } from "./api.ts";
+import { canonicalAddress, compareAddresses } from "./addresses.ts";
+import { endpointReady } from "./readiness.ts";
+
+export type NodeReport = { nodeName: string; spec: ReportSpec };
+
+export type MergedEndpoint = {
+  pod: { namespace: string; name: string; uid: string };
+  nodeName: string;
+  hostname?: string;
+  /** Canonical, distinct, sorted. */
+  addresses: string[];
+  serving: boolean;
+  terminating: boolean;
+  /** As the NetService publishes it: accounts for publishNotReadyAddresses. */
+  ready: boolean;
+};
+
+export type MergedNetService = {
+  /** One per pod, sorted by pod namespace/name. */
+  endpoints: MergedEndpoint[];
+  /** Pods whose addresses are ready; a pod counts once however many addresses it has. */
+  readyEndpoints: number;
+  notReadyEndpoints: number;
+  /** Live nodes whose reports have an entry for this NetService. */
+  nodesReporting: number;
+  /**
+   * Live nodes whose entry was computed from an older generation of the
+   * NetService (an edited selector or network not yet seen by that agent).
+   * Their endpoints are still included, since dropping them would blip DNS.
+   */
+  staleNodes: string[];
+  /** The newest triggerTime among the reports with an entry for this NetService. */
+  triggerTime?: string;
+};
+
+/**
+ * Merges what the nodes report for one NetService.
+ *
+ * Reports of nodes that are not live are ignored (the node is gone, its pods
+ * with it), and so are entries for another NetService of the same name (a
+ * deleted and recreated one: different uid). A pod found in several reports
+ * (a stale report of the node it left, or a StatefulSet pod recreated
+ * elsewhere under the same name) appears once, from the report with the newest
+ * triggerTime.
+ *
+ * The reports are only as trustworthy as the agents, so addresses are checked
+ * again: one invalid address would make the API server reject the whole
+ * Endpoints or EndpointSlice write.
+ */
+export function mergeReports(
+  netService: NetService,
+  reports: readonly NodeReport[],
+  liveNodes: ReadonlySet<string>,
+): MergedNetService {
+  const { namespace, uid, generation } = netService.metadata;
+  const families = netService.spec.ipFamilies?.length ? new Set(netService.spec.ipFamilies) : undefined;
+  const chosen = new Map<string, { endpoint: MergedEndpoint; time: number }>();
+  const reporting = new Set<string>();
+  const stale = new Set<string>();
+  let newestTrigger: { text: string; time: number } | undefined;
+
+  for (const { nodeName, spec } of reports) {
+    if (!liveNodes.has(nodeName)) continue;
+    const time = triggerTimeOf(spec);
+    for (const entry of spec.netServices) {
+      if (entry.uid !== uid || entry.namespace !== namespace) continue;
+      reporting.add(nodeName);
+      if (entry.generation < generation) stale.add(nodeName);
+      if (spec.triggerTime && (!newestTrigger || time > newestTrigger.time)) {
+        newestTrigger = { text: spec.triggerTime, time };
+      }
+      for (const reported of entry.endpoints) {
+        const pod = spec.pods[reported.pod];
+        if (!pod || pod.namespace !== namespace) continue;
+        const addresses = publishableAddresses(reported.addresses, families);
+        if (addresses.length === 0) continue;
+        const previous = chosen.get(pod.name);
+        if (previous && !supersedes(time, nodeName, previous.time, previous.endpoint.nodeName)) continue;
+        chosen.set(pod.name, {
+          time,
+          endpoint: {
+            pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
+            nodeName,
+            ...(pod.hostname ? { hostname: pod.hostname } : {}),
+            addresses,
+            serving: pod.serving,
+            terminating: pod.terminating,
+            ready: endpointReady(pod.serving, pod.terminating, netService.spec.publishNotReadyAddresses),
+          },
+        });
+      }
+    }
+  }
+
+  const endpoints = [...chosen.values()]
+    .map(({ endpoint }) => endpoint)
+    .sort((a, b) => compareText(a.pod.name, b.pod.name));
+  const readyEndpoints = endpoints.filter((endpoint) => endpoint.ready).length;
+  return {
+    endpoints,
+    readyEndpoints,
+    notReadyEndpoints: endpoints.length - readyEndpoints,
+    nodesReporting: reporting.size,
+    staleNodes: [...stale].sort(compareText),
+    ...(newestTrigger ? { triggerTime: newestTrigger.text } : {}),
+  };
+}
+
+// Unparsable or missing trigger times count as the oldest.
+function triggerTimeOf(spec: ReportSpec): number {
+  const time = spec.triggerTime ? Date.parse(spec.triggerTime) : Number.NaN;
+  return Number.isNaN(time) ? Number.NEGATIVE_INFINITY : time;
+}
+
+// The newer report wins; on a tie the node name decides, so the result does not
+// depend on the order the reports were listed in.
+function supersedes(time: number, nodeName: string, previousTime: number, previousNode: string): boolean {
+  return time > previousTime || (time === previousTime && nodeName < previousNode);
+}
+
+function publishableAddresses(reported: readonly string[], families: ReadonlySet<string> | undefined): string[] {
+  const addresses = new Set<string>();
+  for (const text of reported) {
+    const canonical = canonicalAddress(text);
+    if (canonical && (!families || families.has(canonical.family))) addresses.add(canonical.address);
+  }
+  return [...addresses].sort(compareAddresses);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,185 @@
+import t from "tap";
+import type { ReportSpec } from "../../common/api.ts";
+import { mergeReports, type NodeReport } from "../../common/merge.ts";
+import { netService } from "./objects.ts";
+
+const corens = netService({ name: "corens", uid: "uid-corens", generation: 3 });
+
+function report(
+  nodeName: string,
+  pods: { name: string; uid?: string; serving?: boolean; terminating?: boolean; hostname?: string; addresses: string[] }[],
+  options: { triggerTime?: string; uid?: string; generation?: number; namespace?: string } = {},
+): NodeReport {
+  const spec: ReportSpec = {
+    nodeName,
+    ...(options.triggerTime ? { triggerTime: options.triggerTime } : {}),
+    pods: pods.map((each) => ({
+      namespace: options.namespace ?? "default",
+      name: each.name,
+      uid: each.uid ?? `uid-${each.name}`,
+      ...(each.hostname ? { hostname: each.hostname } : {}),
+      serving: each.serving ?? true,
+      terminating: each.terminating ?? false,
+    })),
+    netServices: [
+      {
+        namespace: options.namespace ?? "default",
+        name: "corens",
+        uid: options.uid ?? "uid-corens",
+        generation: options.generation ?? 3,
+        endpoints: pods.map((each, index) => ({ pod: index, addresses: each.addresses })),
+      },
+    ],
+  };
+  return { nodeName, spec };
+}
+
+t.test("reports of live nodes merge into one sorted view with readiness and counts", async (t) => {
+  const merged = mergeReports(
+    corens,
+    [
+      report("node-b", [{ name: "b", serving: false, addresses: ["10.0.0.2"] }], {
+        triggerTime: "2026-01-01T00:00:02.000Z",
+      }),
+      report("node-a", [{ name: "a", hostname: "aye", addresses: ["10.0.0.1", "fd00::1"] }], {
+        triggerTime: "2026-01-01T00:00:01.000Z",
+      }),
+    ],
+    new Set(["node-a", "node-b"]),
+  );
+  t.same(merged, {
+    endpoints: [
+      {
+        pod: { namespace: "default", name: "a", uid: "uid-a" },
+        nodeName: "node-a",
+        hostname: "aye",
+        addresses: ["10.0.0.1", "fd00::1"],
+        serving: true,
+        terminating: false,
+        ready: true,
+      },
+      {
+        pod: { namespace: "default", name: "b", uid: "uid-b" },
+        nodeName: "node-b",
+        addresses: ["10.0.0.2"],
+        serving: false,
+        terminating: false,
+        ready: false,
+      },
+    ],
+    readyEndpoints: 1,
+    notReadyEndpoints: 1,
+    nodesReporting: 2,
+    staleNodes: [],
+    triggerTime: "2026-01-01T00:00:02.000Z",
+  });
+});
+
+t.test("a report of a node that is no longer live is ignored", async (t) => {
+  const merged = mergeReports(
+    corens,
+    [report("alive", [{ name: "a", addresses: ["10.0.0.1"] }]), report("dead", [{ name: "b", addresses: ["10.0.0.2"] }])],
+    new Set(["alive"]),
+  );
+  t.same(
+    merged.endpoints.map((endpoint) => endpoint.pod.name),
+    ["a"],
+  );
+  t.equal(merged.nodesReporting, 1);
+});
+
+t.test("entries of another NetService incarnation (different uid) are ignored", async (t) => {
+  const merged = mergeReports(
+    corens,
+    [
+      report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { uid: "uid-of-deleted-corens" }),
+      report("n2", [{ name: "b", addresses: ["10.0.0.2"] }]),
+    ],
+    new Set(["n1", "n2"]),
+  );
+  t.same(
+    merged.endpoints.map((endpoint) => endpoint.pod.name),
+    ["b"],
+  );
+  t.equal(merged.nodesReporting, 1, "a node reporting only the old incarnation does not count");
+});
+
+t.test("entries about pods of another namespace are ignored", async (t) => {
+  const merged = mergeReports(
+    corens,
+    [report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { namespace: "other" })],
+    new Set(["n1"]),
+  );
+  t.same(merged.endpoints, []);
+});
+
+t.test("a pod in two reports appears once, from the newest report", async (t) => {
+  const older = report("old-node", [{ name: "web-0", uid: "uid-1", addresses: ["10.0.0.1"] }], {
+    triggerTime: "2026-01-01T00:00:01.000Z",
+  });
+  const newer = report("new-node", [{ name: "web-0", uid: "uid-2", addresses: ["10.0.0.9"] }], {
+    triggerTime: "2026-01-01T00:00:05.000Z",
+  });
+  for (const reports of [
+    [older, newer],
+    [newer, older],
+  ]) {
+    const merged = mergeReports(corens, reports, new Set(["old-node", "new-node"]));
+    t.same(
+      merged.endpoints.map((endpoint) => [endpoint.pod.uid, endpoint.nodeName, endpoint.addresses]),
+      [["uid-2", "new-node", ["10.0.0.9"]]],
+    );
+    t.equal(merged.readyEndpoints, 1);
+  }
+  const undated = report("a-node", [{ name: "web-0", uid: "uid-3", addresses: ["10.0.0.3"] }]);
+  const merged = mergeReports(corens, [undated, older], new Set(["a-node", "old-node"]));
+  t.equal(merged.endpoints[0]?.nodeName, "old-node", "a report without a trigger time counts as the oldest");
+});
+
+t.test("readiness follows publishNotReadyAddresses of the NetService, not of the report", async (t) => {
+  const reports = [
+    report("n", [
+      { name: "unready", serving: false, addresses: ["10.0.0.1"] },
+      { name: "leaving", serving: true, terminating: true, addresses: ["10.0.0.2"] },
+    ]),
+  ];
+  const strict = mergeReports(corens, reports, new Set(["n"]));
+  t.same(
+    strict.endpoints.map((endpoint) => endpoint.ready),
+    [false, false],
+  );
+  const lenient = mergeReports(netService({ uid: "uid-corens", publishNotReadyAddresses: true }), reports, new Set(["n"]));
+  t.same(
+    lenient.endpoints.map((endpoint) => endpoint.ready),
+    [true, true],
+  );
+  t.equal(lenient.readyEndpoints, 2);
+});
+
+t.test("addresses from reports are checked again and filtered by ipFamilies", async (t) => {
+  const reports = [report("n", [{ name: "a", addresses: ["fd00:0::1", "10.0.0.1", "127.0.0.1", "bogus"] }])];
+  t.same(mergeReports(corens, reports, new Set(["n"])).endpoints[0]?.addresses, ["10.0.0.1", "fd00::1"]);
+  const v6 = netService({ uid: "uid-corens", ipFamilies: ["IPv6"] });
+  t.same(mergeReports(v6, reports, new Set(["n"])).endpoints[0]?.addresses, ["fd00::1"]);
+  const onlyBad = [report("n", [{ name: "a", addresses: ["127.0.0.1"] }])];
+  t.same(mergeReports(corens, onlyBad, new Set(["n"])).endpoints, [], "a pod without a valid address is no endpoint");
+});
+
+t.test("nodes that computed their entry from an older generation are named", async (t) => {
+  const merged = mergeReports(
+    corens,
+    [
+      report("behind", [{ name: "a", addresses: ["10.0.0.1"] }], { generation: 2 }),
+      report("current", [{ name: "b", addresses: ["10.0.0.2"] }]),
+    ],
+    new Set(["behind", "current"]),
+  );
+  t.same(merged.staleNodes, ["behind"]);
+  t.equal(merged.endpoints.length, 2, "their endpoints stay until they catch up");
+});
+
+t.test("a dangling pod index is ignored", async (t) => {
+  const broken = report("n", [{ name: "a", addresses: ["10.0.0.1"] }]);
+  broken.spec.netServices[0]?.endpoints.push({ pod: 7, addresses: ["10.0.0.7"] });
+  t.equal(mergeReports(corens, [broken], new Set(["n"])).endpoints.length, 1);
+});
