@@ -1,0 +1,127 @@
+// merged view + problems -> the NetService's status.
+import { netServiceConditionReasons, type NetService } from "./api.ts";
+import { jsonEqual } from "./json-equal.ts";
+import type { MergedNetService } from "./merge.ts";
+
+/** metav1.Condition as it travels in JSON. */
+export type Condition = {
+  type: string;
+  status: "True" | "False" | "Unknown";
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+};
+
+export type NetServiceStatus = {
+  observedGeneration: number;
+  conditions: Condition[];
+  readyEndpoints: number;
+  notReadyEndpoints: number;
+  nodesReporting: number;
+};
+
+export type ConditionReason = (typeof netServiceConditionReasons)[keyof typeof netServiceConditionReasons];
+
+/** Something the user can fix, found by the aggregator while applying this NetService. */
+export type StatusProblem = { reason: ConditionReason; message: string };
+
+export const readyConditionType = "Ready";
+
+/**
+ * The status to apply. `Ready` is True once the endpoints are published; a
+ * problem (the first one gives the reason) or the absence of any endpoint
+ * makes it False, with a message that says what to fix.
+ *
+ * lastTransitionTime changes only when the condition's status does, as
+ * metav1.Condition requires, so `previousConditions` (the current status)
+ * is an input and `now` is only used on a transition.
+ */
+export function desiredStatus(
+  netService: NetService,
+  merged: MergedNetService,
+  problems: readonly StatusProblem[],
+  previousConditions: readonly Condition[] | undefined,
+  now: Date,
+): NetServiceStatus {
+  const generation = netService.metadata.generation;
+  const { status, reason, message } = readiness(netService, merged, problems);
+  const previous = previousConditions?.find((condition) => condition.type === readyConditionType);
+  const lastTransitionTime =
+    previous && previous.status === status ? previous.lastTransitionTime : formatTime(now);
+  return {
+    observedGeneration: generation,
+    conditions: [
+      { type: readyConditionType, status, observedGeneration: generation, lastTransitionTime, reason, message },
+    ],
+    readyEndpoints: merged.readyEndpoints,
+    notReadyEndpoints: merged.notReadyEndpoints,
+    nodesReporting: merged.nodesReporting,
+  };
+}
+
+/** Whether applying `desired` would change the status; lastTransitionTime follows the rest. */
+export function statusNeedsWrite(
+  desired: NetServiceStatus,
+  existing: Partial<NetServiceStatus> | undefined,
+): boolean {
+  if (!existing) return true;
+  const comparable = (status: Partial<NetServiceStatus>) => ({
+    observedGeneration: status.observedGeneration,
+    readyEndpoints: status.readyEndpoints,
+    notReadyEndpoints: status.notReadyEndpoints,
+    nodesReporting: status.nodesReporting,
+    ready: (status.conditions ?? [])
+      .filter((condition) => condition.type === readyConditionType)
+      .map(({ status: conditionStatus, observedGeneration, reason, message }) => ({
+        status: conditionStatus,
+        observedGeneration,
+        reason,
+        message,
+      })),
+  });
+  return !jsonEqual(comparable(desired), comparable(existing));
+}
+
+function readiness(
+  netService: NetService,
+  merged: MergedNetService,
+  problems: readonly StatusProblem[],
+): Pick<Condition, "status" | "reason" | "message"> {
+  const [first] = problems;
+  if (first) {
+    return {
+      status: "False",
+      reason: first.reason,
+      message: problems.map((problem) => problem.message).join("; "),
+    };
+  }
+  if (merged.endpoints.length === 0) {
+    const { netAttachDef, selector } = netService.spec;
+    return {
+      status: "False",
+      reason: netServiceConditionReasons.noMatchingPods,
+      message:
+        `no pod selected by ${formatSelector(selector)} has an address on network ${netAttachDef} ` +
+        `(${merged.nodesReporting} nodes reporting); check the selector and that the pods request ` +
+        `${netAttachDef} in k8s.v1.cni.cncf.io/networks`,
+    };
+  }
+  return {
+    status: "True",
+    reason: netServiceConditionReasons.ready,
+    message: `${merged.readyEndpoints} ready and ${merged.notReadyEndpoints} not ready pods published from ${merged.nodesReporting} nodes`,
+  };
+}
+
+function formatSelector(selector: Readonly<Record<string, string>>): string {
+  const terms = Object.entries(selector)
+    .map(([key, value]) => `${key}=${value}`)
+    .sort();
+  return terms.length > 0 ? terms.join(",") : "an empty selector (which selects nothing)";
+}
+
+// metav1.Time is RFC 3339 with second precision.
+function formatTime(now: Date): string {
+  return now.toISOString().replace(/\.\d{3}Z$/, "Z");
+}

@@ -1,0 +1,408 @@
+import t from "tap";
+import type { V1EndpointSlice } from "@kubernetes/client-node";
+import { annotations, labels, sliceManagedBy } from "../../common/api.ts";
+import { isControlledBy } from "../../common/desired.ts";
+import { desiredEndpoints, endpointsNeedsWrite } from "../../common/desired-endpoints.ts";
+import { desiredServices, serviceNeedsWrite } from "../../common/desired-services.ts";
+import { desiredEndpointSlices, sliceNeedsWrite } from "../../common/desired-slices.ts";
+import { desiredStatus, statusNeedsWrite, type Condition } from "../../common/desired-status.ts";
+import type { MergedEndpoint, MergedNetService } from "../../common/merge.ts";
+import { netService } from "./objects.ts";
+
+const ports = [
+  { name: "sip", port: 5060, protocol: "UDP" },
+  { name: "sips", port: 5061, appProtocol: "sips" },
+];
+const corens = netService({ name: "corens", uid: "uid-corens", generation: 4, ports });
+const owner = {
+  apiVersion: "svcctl.metaswitch.com/v1alpha1",
+  kind: "NetService",
+  name: "corens",
+  uid: "uid-corens",
+  controller: true,
+  blockOwnerDeletion: true,
+};
+const trigger = "2026-01-01T00:00:00.000Z";
+
+function endpoint(name: string, addresses: string[], state: Partial<MergedEndpoint> = {}): MergedEndpoint {
+  const serving = state.serving ?? true;
+  const terminating = state.terminating ?? false;
+  return {
+    pod: { namespace: "default", name, uid: `uid-${name}` },
+    nodeName: "node-1",
+    addresses,
+    serving,
+    terminating,
+    ready: serving && !terminating,
+    ...state,
+  };
+}
+
+function merged(endpoints: MergedEndpoint[], nodesReporting = 1): MergedNetService {
+  const ready = endpoints.filter((each) => each.ready).length;
+  return {
+    endpoints,
+    readyEndpoints: ready,
+    notReadyEndpoints: endpoints.length - ready,
+    nodesReporting,
+    staleNodes: [],
+  };
+}
+
+function manyEndpoints(count: number, readyEvery = 1, offset = 0): MergedEndpoint[] {
+  return Array.from({ length: count }, (_, i) => {
+    const n = i + offset;
+    return endpoint(`pod-${String(n).padStart(5, "0")}`, [`10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`], {
+      serving: n % readyEvery === 0,
+    });
+  });
+}
+
+t.test("desired Services: a headless template with the selector and a selectorless headless Service", async (t) => {
+  const { template, headless } = desiredServices(corens);
+  const expectedPorts = [
+    { name: "sip", port: 5060, protocol: "UDP" },
+    { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips" },
+  ];
+  t.same(template, {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: "corens-template",
+      namespace: "default",
+      labels: { [labels.netService]: "corens" },
+      ownerReferences: [owner],
+    },
+    spec: { clusterIP: "None", publishNotReadyAddresses: false, ports: expectedPorts, selector: { app: "utils" } },
+  });
+  t.same(headless, {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: {
+      name: "corens",
+      namespace: "default",
+      labels: { [labels.netService]: "corens" },
+      ownerReferences: [owner],
+    },
+    spec: { clusterIP: "None", publishNotReadyAddresses: false, ports: expectedPorts },
+  });
+  t.ok(isControlledBy(headless.metadata, corens));
+  t.notOk(isControlledBy(headless.metadata, netService({ name: "corens", uid: "another-incarnation" })));
+});
+
+t.test("Services without ports, with a template name and publishNotReadyAddresses", async (t) => {
+  const ns = netService({ templateServiceName: "corens-pods", publishNotReadyAddresses: true });
+  const { template, headless } = desiredServices(ns);
+  t.equal(template.metadata?.name, "corens-pods");
+  t.notOk("ports" in (template.spec ?? {}), "no ports field at all");
+  t.notOk("ports" in (headless.spec ?? {}));
+  t.equal(template.spec?.publishNotReadyAddresses, true);
+  t.equal(headless.spec?.publishNotReadyAddresses, true);
+});
+
+t.test("the selectorless Service's IP families follow spec.ipFamilies", async (t) => {
+  const table: [families: string[] | undefined, policy: string | undefined, expected: string[] | undefined][] = [
+    [undefined, undefined, undefined],
+    [[], undefined, undefined],
+    [["IPv4"], "SingleStack", ["IPv4"]],
+    [["IPv6"], "SingleStack", ["IPv6"]],
+    [["IPv6", "IPv4"], "RequireDualStack", ["IPv6", "IPv4"]],
+    [["IPv4", "IPv4"], "SingleStack", ["IPv4"]],
+  ];
+  for (const [families, policy, expected] of table) {
+    const { headless, template } = desiredServices(netService(families ? { ipFamilies: families } : {}));
+    t.equal(headless.spec?.ipFamilyPolicy, policy, JSON.stringify(families));
+    t.same(headless.spec?.ipFamilies, expected, JSON.stringify(families));
+    t.equal(template.spec?.ipFamilyPolicy, undefined, "the template keeps the cluster's default");
+  }
+});
+
+t.test("a Service is rewritten only when a field we own changed", async (t) => {
+  const { headless, template } = desiredServices(corens);
+  const asStored = structuredClone(template);
+  asStored.metadata = { ...asStored.metadata, resourceVersion: "7", labels: { ...asStored.metadata?.labels, extra: "x" } };
+  asStored.spec = {
+    ...asStored.spec,
+    type: "ClusterIP",
+    clusterIPs: ["None"],
+    sessionAffinity: "None",
+    ipFamilies: ["IPv4"],
+    ipFamilyPolicy: "SingleStack",
+    internalTrafficPolicy: "Cluster",
+    ports: [
+      { name: "sip", port: 5060, protocol: "UDP", targetPort: 5060 },
+      { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips", targetPort: 5061 },
+    ],
+  };
+  t.notOk(serviceNeedsWrite(template, asStored), "server defaults are not differences");
+  t.ok(serviceNeedsWrite(template, undefined), "a missing Service is written");
+  const edited = desiredServices(netService({ name: "corens", uid: "uid-corens", ports, selector: { app: "v2" } }));
+  t.ok(serviceNeedsWrite(edited.template, asStored), "a changed selector is written");
+  const fewerPorts = desiredServices(netService({ name: "corens", uid: "uid-corens", ports: [ports[0]] }));
+  t.ok(serviceNeedsWrite(fewerPorts.template, asStored), "a removed port is written");
+  t.ok(serviceNeedsWrite(template, { ...asStored, metadata: { ...asStored.metadata, ownerReferences: [] } }));
+  t.ok(serviceNeedsWrite(headless, { ...structuredClone(headless), spec: { ...headless.spec, selector: { a: "b" } } }));
+  const v6 = desiredServices(netService({ name: "corens", uid: "uid-corens", ports, ipFamilies: ["IPv6"] })).headless;
+  t.ok(serviceNeedsWrite(v6, { ...structuredClone(headless), spec: { ...headless.spec, ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv4"] } }));
+});
+
+t.test("desired Endpoints: ready addresses, then not-ready ones, with references and ports", async (t) => {
+  const view = merged([
+    endpoint("a", ["10.0.0.10", "fd00::a"], { hostname: "aye" }),
+    endpoint("b", ["10.0.0.9"], { serving: false }),
+    endpoint("c", ["10.0.0.2"], { terminating: true }),
+  ]);
+  const endpoints = desiredEndpoints(corens, view, trigger);
+  t.same(endpoints, {
+    apiVersion: "v1",
+    kind: "Endpoints",
+    metadata: {
+      name: "corens",
+      namespace: "default",
+      labels: { [labels.netService]: "corens", [labels.serviceName]: "corens", [labels.skipMirror]: "true" },
+      annotations: { [annotations.triggerTime]: trigger },
+      ownerReferences: [owner],
+    },
+    subsets: [
+      {
+        addresses: [
+          { ip: "10.0.0.10", hostname: "aye", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" } },
+          { ip: "fd00::a", hostname: "aye", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" } },
+        ],
+        notReadyAddresses: [
+          { ip: "10.0.0.2", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "c", uid: "uid-c" } },
+          { ip: "10.0.0.9", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "b", uid: "uid-b" } },
+        ],
+        ports: [
+          { name: "sip", port: 5060, protocol: "UDP" },
+          { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips" },
+        ],
+      },
+    ],
+  });
+});
+
+t.test("Endpoints without any endpoint have no subsets and no trigger time when none is given", async (t) => {
+  const endpoints = desiredEndpoints(netService(), merged([]));
+  t.same(endpoints.subsets, []);
+  t.equal(endpoints.metadata?.annotations, undefined);
+});
+
+t.test("Endpoints stop at 1000 addresses, ready first, and say they were truncated", async (t) => {
+  const readyOnly = desiredEndpoints(corens, merged(manyEndpoints(1200)), trigger);
+  t.equal(readyOnly.subsets?.[0]?.addresses?.length, 1000);
+  t.equal(readyOnly.subsets?.[0]?.notReadyAddresses, undefined);
+  t.equal(readyOnly.metadata?.annotations?.[annotations.overCapacity], "truncated");
+
+  // 400 ready of 1200: all 400 ready kept, 600 of the 800 not ready.
+  const mixed = desiredEndpoints(corens, merged(manyEndpoints(1200, 3)), trigger);
+  t.equal(mixed.subsets?.[0]?.addresses?.length, 400);
+  t.equal(mixed.subsets?.[0]?.notReadyAddresses?.length, 600);
+  t.equal(mixed.metadata?.annotations?.[annotations.overCapacity], "truncated");
+
+  const exactly = desiredEndpoints(corens, merged(manyEndpoints(1000, 2)), trigger);
+  t.equal((exactly.subsets?.[0]?.addresses?.length ?? 0) + (exactly.subsets?.[0]?.notReadyAddresses?.length ?? 0), 1000);
+  t.equal(exactly.metadata?.annotations?.[annotations.overCapacity], undefined, "1000 is not over capacity");
+
+  const again = desiredEndpoints(corens, merged(manyEndpoints(1200, 3).reverse()), trigger);
+  t.same(again, mixed, "the same addresses survive whatever the input order");
+});
+
+t.test("Endpoints are rewritten for changes, not for a new trigger time alone", async (t) => {
+  const view = merged(manyEndpoints(3));
+  const stored = structuredClone(desiredEndpoints(corens, view, trigger));
+  t.notOk(endpointsNeedsWrite(desiredEndpoints(corens, view, "2026-02-02T00:00:00.000Z"), stored));
+  t.notOk(endpointsNeedsWrite(desiredEndpoints(corens, view), stored));
+  t.ok(endpointsNeedsWrite(desiredEndpoints(corens, merged(manyEndpoints(4)), trigger), stored));
+  t.ok(endpointsNeedsWrite(desiredEndpoints(corens, merged(manyEndpoints(3, 2)), trigger), stored), "readiness change");
+  const truncatedBefore = structuredClone(desiredEndpoints(corens, merged(manyEndpoints(1001)), trigger));
+  t.ok(
+    endpointsNeedsWrite(desiredEndpoints(corens, merged(manyEndpoints(1000)), trigger), truncatedBefore),
+    "the over-capacity annotation must go away",
+  );
+});
+
+function sliceKeys(slice: V1EndpointSlice): string[] {
+  return (slice.endpoints ?? []).map((each) => `${each.addresses[0]} ${each.targetRef?.uid}`);
+}
+
+t.test("EndpointSlices: one family each, one address per endpoint, conditions, references, ports", async (t) => {
+  const view = merged([
+    endpoint("a", ["10.0.0.1", "10.0.0.2", "fd00::1"], { hostname: "aye" }),
+    endpoint("b", ["fd00::2"], { serving: false, terminating: true, ready: false }),
+  ]);
+  const { slices, names } = desiredEndpointSlices(corens, view, trigger);
+  t.same(names, ["corens-ipv4-0", "corens-ipv6-0"]);
+  const [v4, v6] = slices;
+  const metadata = (name: string) => ({
+    name,
+    namespace: "default",
+    labels: { [labels.netService]: "corens", [labels.serviceName]: "corens", [labels.managedBy]: sliceManagedBy },
+    annotations: { [annotations.triggerTime]: trigger },
+    ownerReferences: [owner],
+  });
+  const podA = { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" };
+  const slicePorts = [
+    { name: "sip", port: 5060, protocol: "UDP" },
+    { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips" },
+  ];
+  t.same(v4, {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: metadata("corens-ipv4-0"),
+    addressType: "IPv4",
+    endpoints: [
+      { addresses: ["10.0.0.1"], conditions: { ready: true, serving: true, terminating: false }, targetRef: podA, nodeName: "node-1", hostname: "aye" },
+      { addresses: ["10.0.0.2"], conditions: { ready: true, serving: true, terminating: false }, targetRef: podA, nodeName: "node-1", hostname: "aye" },
+    ],
+    ports: slicePorts,
+  });
+  t.same(v6?.addressType, "IPv6");
+  t.same(
+    v6?.endpoints?.map((each) => [each.addresses, each.conditions, each.targetRef?.name]),
+    [
+      [["fd00::1"], { ready: true, serving: true, terminating: false }, "a"],
+      [["fd00::2"], { ready: false, serving: false, terminating: true }, "b"],
+    ],
+  );
+});
+
+t.test("EndpointSlices hold at most 100 endpoints and carry every address exactly once", async (t) => {
+  const view = merged([...manyEndpoints(250), endpoint("v6", ["fd00::1", "fd00::2"])]);
+  const { slices, names } = desiredEndpointSlices(corens, view, trigger);
+  t.same(names, ["corens-ipv4-0", "corens-ipv4-1", "corens-ipv4-2", "corens-ipv6-0"]);
+  t.same(
+    slices.map((slice) => slice.endpoints?.length),
+    [100, 100, 50, 2],
+  );
+  const all = slices.flatMap(sliceKeys);
+  t.equal(new Set(all).size, 252);
+  for (const slice of slices) {
+    const family = slice.addressType === "IPv4" ? /^\d/ : /:/;
+    t.ok((slice.endpoints ?? []).every((each) => family.test(each.addresses[0] ?? "")), `${slice.metadata?.name} has one family`);
+  }
+  t.same(desiredEndpointSlices(corens, merged([])), { slices: [], names: [] }, "no endpoints, no slices");
+});
+
+t.test("a small change rewrites few slices when the existing slices are given", async (t) => {
+  const before = desiredEndpointSlices(corens, merged(manyEndpoints(300, 1, 1)), trigger);
+  // A pod sorting before all others arrives, one in the middle leaves.
+  const changed = [...manyEndpoints(1, 1, 0), ...manyEndpoints(300, 1, 1).filter((each) => each.pod.name !== "pod-00150")];
+  const after = desiredEndpointSlices(corens, merged(changed), trigger, before.slices);
+  t.same(after.names, before.names, "same slices");
+  const rewritten = after.slices.filter((slice, i) => sliceNeedsWrite(slice, before.slices[i]));
+  t.equal(rewritten.length, 1, "only the slice that lost a pod takes the new one");
+
+  const partial = desiredEndpointSlices(corens, merged(manyEndpoints(250, 1, 1)), trigger);
+  const arrived = [...manyEndpoints(1, 1, 0), ...manyEndpoints(250, 1, 1)];
+  const stable = desiredEndpointSlices(corens, merged(arrived), trigger, partial.slices);
+  t.same(
+    stable.slices.map((slice, i) => sliceNeedsWrite(slice, partial.slices[i])),
+    [false, false, true],
+    "a newcomer fills the free room of the last slice",
+  );
+  const unstable = desiredEndpointSlices(corens, merged(arrived), trigger);
+  t.same(
+    unstable.slices.map((slice, i) => sliceNeedsWrite(slice, partial.slices[i])),
+    [true, true, true],
+    "without the existing slices every slice after the newcomer would shift",
+  );
+});
+
+t.test("slices packed sparsely by deletions are packed afresh", async (t) => {
+  const before = desiredEndpointSlices(corens, merged(manyEndpoints(500)), trigger);
+  const survivors = manyEndpoints(500).filter((_, i) => i % 100 === 0);
+  const after = desiredEndpointSlices(corens, merged(survivors), trigger, before.slices);
+  t.same(after.names, ["corens-ipv4-0"], "five nearly empty slices become one");
+  t.equal(after.slices[0]?.endpoints?.length, 5);
+  const fewer = manyEndpoints(500).filter((_, i) => i < 100 || i >= 400);
+  const kept = desiredEndpointSlices(corens, merged(fewer), trigger, before.slices);
+  t.same(kept.names, ["corens-ipv4-0", "corens-ipv4-4"], "full slices that were emptied simply go away");
+});
+
+t.test("a slice is rewritten only when something we own changed", async (t) => {
+  const view = merged(manyEndpoints(3));
+  const [slice] = desiredEndpointSlices(corens, view, trigger).slices;
+  if (!slice) throw new Error("no slice");
+  const stored = structuredClone(slice);
+  stored.metadata = { ...stored.metadata, generation: 3, annotations: { [annotations.triggerTime]: "2025-12-31T00:00:00Z" } };
+  t.notOk(sliceNeedsWrite(slice, stored), "a different trigger time alone is no change");
+  const noPorts = desiredEndpointSlices(netService({ uid: "uid-corens" }), view).slices[0];
+  if (!noPorts) throw new Error("no slice");
+  t.notOk(sliceNeedsWrite(noPorts, { ...structuredClone(noPorts), ports: undefined }), "empty and absent ports agree");
+  const defaultedPorts = desiredEndpointSlices(netService({ uid: "uid-corens", ports: [{ port: 80 }] }), view).slices[0];
+  if (!defaultedPorts) throw new Error("no slice");
+  t.notOk(
+    sliceNeedsWrite(defaultedPorts, { ...structuredClone(defaultedPorts), ports: [{ name: "", port: 80, protocol: "TCP" }] }),
+    "server-defaulted port fields agree",
+  );
+  const unready = desiredEndpointSlices(corens, merged(manyEndpoints(3, 2)), trigger).slices[0];
+  if (!unready) throw new Error("no slice");
+  t.ok(sliceNeedsWrite(unready, stored), "a condition change is written");
+});
+
+const ready = (status: Condition["status"], time: string, reason = "EndpointsPublished"): Condition => ({
+  type: "Ready",
+  status,
+  observedGeneration: 4,
+  lastTransitionTime: time,
+  reason,
+  message: "",
+});
+
+t.test("status: Ready when endpoints are published, with counts", async (t) => {
+  const now = new Date("2026-03-01T10:00:00.123Z");
+  const status = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"], { serving: false })], 3), [], undefined, now);
+  t.same(status, {
+    observedGeneration: 4,
+    conditions: [
+      {
+        type: "Ready",
+        status: "True",
+        observedGeneration: 4,
+        lastTransitionTime: "2026-03-01T10:00:00Z",
+        reason: "EndpointsPublished",
+        message: "1 ready and 1 not ready pods published from 3 nodes",
+      },
+    ],
+    readyEndpoints: 1,
+    notReadyEndpoints: 1,
+    nodesReporting: 3,
+  });
+});
+
+t.test("status: not Ready without endpoints or with a problem, with the fix in the message", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const empty = desiredStatus(corens, merged([], 2), [], undefined, now);
+  t.match(empty.conditions[0], { status: "False", reason: "NoMatchingPods", message: /app=utils.*network core.*2 nodes/ });
+  const taken = desiredStatus(
+    corens,
+    merged([endpoint("a", ["10.0.0.1"])]),
+    [{ reason: "ServiceNameTaken", message: "Service default/corens exists and is not owned by this NetService; rename one of them" }],
+    undefined,
+    now,
+  );
+  t.match(taken.conditions[0], { status: "False", reason: "ServiceNameTaken", message: /rename/ });
+  t.equal(taken.readyEndpoints, 1, "counts are reported whatever the condition");
+});
+
+t.test("status: lastTransitionTime changes only when the condition's status does", async (t) => {
+  const view = merged([endpoint("a", ["10.0.0.1"])]);
+  const later = new Date("2026-03-02T00:00:00Z");
+  const kept = desiredStatus(corens, view, [], [ready("True", "2026-01-01T00:00:00Z", "SomethingElse")], later);
+  t.equal(kept.conditions[0]?.lastTransitionTime, "2026-01-01T00:00:00Z");
+  t.equal(kept.conditions[0]?.reason, "EndpointsPublished");
+  const flipped = desiredStatus(corens, view, [], [ready("False", "2026-01-01T00:00:00Z", "NoMatchingPods")], later);
+  t.equal(flipped.conditions[0]?.lastTransitionTime, "2026-03-02T00:00:00Z");
+});
+
+t.test("status is rewritten only when something but the clock changed", async (t) => {
+  const view = merged([endpoint("a", ["10.0.0.1"])]);
+  const first = desiredStatus(corens, view, [], undefined, new Date("2026-01-01T00:00:00Z"));
+  const second = desiredStatus(corens, view, [], undefined, new Date("2026-01-02T00:00:00Z"));
+  t.notOk(statusNeedsWrite(second, first));
+  t.ok(statusNeedsWrite(second, undefined));
+  t.ok(statusNeedsWrite(desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"])]), [], undefined, new Date()), first));
+  const newGeneration = netService({ name: "corens", uid: "uid-corens", generation: 5 });
+  t.ok(statusNeedsWrite(desiredStatus(newGeneration, view, [], first.conditions, new Date()), first));
+});
