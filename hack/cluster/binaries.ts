@@ -19,6 +19,8 @@ export type Binaries = {
 };
 
 type Tool = {
+  /** Names the cache folder, with the version. */
+  name: string;
   /** Folder of the Go module under hack/tools/. */
   module: string;
   /** The module whose version names the cache folder, as required in go.mod. */
@@ -29,6 +31,7 @@ type Tool = {
 };
 
 const kubernetes: Tool = {
+  name: "kubernetes",
   module: "kube",
   versionOf: "k8s.io/kubernetes",
   commands: {
@@ -41,6 +44,7 @@ const kubernetes: Tool = {
 };
 
 const etcd: Tool = {
+  name: "etcd",
   module: "etcd",
   versionOf: "go.etcd.io/etcd/server/v3",
   commands: { etcd: "go.etcd.io/etcd/server/v3" },
@@ -77,7 +81,7 @@ export const etcdVersion = (): string => toolVersion(etcd);
 
 async function ensureTool(tool: Tool, report: (line: string) => void): Promise<string> {
   const version = toolVersion(tool);
-  const dir = path.join(cacheRoot(), "bin", `${path.basename(tool.versionOf.replace(/\/v\d+$/, ""))}-${version}`);
+  const dir = path.join(cacheRoot(), "bin", `${tool.name}-${version}`);
   const missing = Object.keys(tool.commands).filter((name) => !existsSync(path.join(dir, name)));
   if (missing.length === 0) return dir;
   await withBuildLock(dir, report, async () => {
@@ -94,8 +98,10 @@ async function build(tool: Tool, version: string, dir: string, names: string[], 
   report(`building ${names.join(", ")} ${version} from the Go module proxy (a cold build takes 15-30 minutes on 2 cores)`);
   try {
     const packages = names.map((name) => tool.commands[name]!);
+    // With one package -o names the file: go would otherwise call go.etcd.io/etcd/server/v3 "server".
+    const output = packages.length === 1 ? path.join(staging, names[0]!) : staging + path.sep;
     await runGo(
-      ["build", "-v", "-ldflags", tool.ldflags(version), "-o", staging + path.sep, ...packages],
+      ["build", "-v", "-ldflags", tool.ldflags(version), "-o", output, ...packages],
       path.join(repoRoot, "hack", "tools", tool.module),
       (compiled) => report(`  ${tool.module}: ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
     );

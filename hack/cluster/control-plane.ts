@@ -168,6 +168,8 @@ export class ControlPlane {
           "--disable-admission-plugins=TaintNodesByCondition",
           `--service-cluster-ip-range=${serviceCidr},${serviceCidrV6}`,
           "--allow-privileged=true",
+          // The only address is loopback, which Endpoints reject; nothing here reaches the API through the kubernetes Service.
+          "--endpoint-reconciler-type=none",
           "--profiling=false",
           "--v=1",
         ]];
@@ -177,7 +179,8 @@ export class ControlPlane {
           `--controllers=${controllers.join(",")}`,
           `--service-account-private-key-file=${pki.serviceAccountKey}`,
           `--root-ca-file=${pki.caCert}`,
-          "--use-service-account-credentials=false",
+          // Each controller acts as its own service account with the bootstrap roles, as in a real cluster.
+          "--use-service-account-credentials=true",
           "--leader-elect=false",
           "--secure-port=0",
           "--v=1",
