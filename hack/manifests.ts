@@ -1,0 +1,51 @@
+// YAML manifests as objects, applied with server-side apply: what the demo,
+// the tests and the benchmarks use to put CRDs, NADs and samples into a
+// cluster.
+import { readFile } from "node:fs/promises";
+import { parseAllDocuments } from "yaml";
+import type { Applier } from "../common/kube/apply.ts";
+import type { KubeHttp } from "../common/kube/http.ts";
+import type { KubeObject } from "../common/kube/object.ts";
+
+/** Every non-empty document of a YAML file (or several), in order. */
+export async function loadManifests(...files: string[]): Promise<KubeObject[]> {
+  const objects: KubeObject[] = [];
+  for (const file of files) {
+    for (const document of parseAllDocuments(await readFile(file, "utf8"))) {
+      if (document.errors.length > 0) throw new Error(`${file}: ${document.errors[0]!.message}`);
+      const value = document.toJS() as KubeObject | null;
+      if (value) objects.push(value);
+    }
+  }
+  return objects;
+}
+
+/**
+ * Applies objects in order; namespaced objects without a namespace go to
+ * `namespace`. CRDs are waited for until established, so a later object of
+ * that kind in the same call can be applied.
+ */
+export async function applyManifests(applier: Applier, http: KubeHttp, objects: KubeObject[], namespace = "default"): Promise<KubeObject[]> {
+  const applied: KubeObject[] = [];
+  for (const object of objects) {
+    const withNamespace = object.kind === "Namespace" || object.kind === "CustomResourceDefinition" || object.metadata?.namespace
+      ? object
+      : { ...object, metadata: { ...object.metadata, namespace } };
+    applied.push(await applier.apply(withNamespace));
+    if (object.kind === "CustomResourceDefinition") await waitForCrd(http, object.metadata!.name!);
+  }
+  return applied;
+}
+
+export async function waitForCrd(http: KubeHttp, name: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const crd = await http.request<{ status?: { conditions?: { type: string; status: string }[] } }>({
+      method: "GET",
+      path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
+    });
+    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
+    if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} not established after ${timeoutMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
