@@ -199,7 +199,7 @@ export class WorkQueue {
       } finally {
         this.done(key);
       }
-      this.report({ key, queuedMs, workMs: this.clock.now() - started, ...(error !== undefined ? { error } : {}) });
+      this.report({ key, queuedMs, workMs: this.clock.now() - started, error });
     }
   }
 
