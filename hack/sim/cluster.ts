@@ -1,0 +1,144 @@
+// Simulated nodes, a fake kubelet and a fake Multus on top of a real API
+// server, in one process: what the demo, the integration tests and the
+// benchmarks run pods on.
+//
+//   const sim = new SimulatedCluster({ kubeConfig });
+//   await sim.start();                  // NAD CRD, pod and NAD watches, kubelet, Multus
+//   await sim.addNodes(3);              // sim-node-0..2, Ready, with pod CIDRs
+//   ... create NADs and pods; they run on the simulated nodes ...
+//   await sim.setReady("default", "utils-0", false);
+//   await sim.multus.changeAddress("default", "utils-0", "networks/core");
+//   await sim.stop();                   // every watch, worker and timer; the process can exit
+import type { KubeConfig } from "@kubernetes/client-node";
+import { IpamAllocator } from "./ipam.ts";
+import { FakeKubelet, type PodRemoved, type StatusWritten } from "./kubelet.ts";
+import { Informer, makeClients, nadPath, realClock, type Clock, type KubeClients, type Logger, type NadJson, type PodJson } from "./kube.ts";
+import { FakeMultus, defaultNetworkName, type AnnotationWritten, type AttachmentError } from "./multus.ts";
+import { ensureNadCrd } from "./nad-crd.ts";
+import { defaultLayout, NodeRegistry, registerNode, simNode, type NodeLayout, type SimNode } from "./nodes.ts";
+
+export type SimulatedClusterOptions = {
+  kubeConfig: KubeConfig;
+  /** Clients to share (and close yourself); by default the cluster makes and closes its own. */
+  clients?: KubeClients;
+  layout?: Partial<NodeLayout>;
+  /** Multus before v3.6: `networks-status` with bare names. */
+  legacyMultus?: boolean;
+  /** Name of the cluster network in network-status. Default "kindnet". */
+  defaultNetworkName?: string;
+  /** Readiness of a pod when it starts. Default: ready. */
+  initialReady?: (pod: PodJson) => boolean;
+  /** Status writes in flight (kubelet) and annotation writes in flight (Multus). Default 16 and 8. */
+  kubeletWorkers?: number;
+  multusWorkers?: number;
+  /** Cap on the grace period of deleted pods; default: the pod's own. */
+  maxGracePeriodMs?: number;
+  /** Node Ready heartbeats; 0 (default) sends none, see kubelet.ts. */
+  heartbeatIntervalMs?: number;
+  /** Install the NAD CRD from hack/crds/ if missing. Default true. */
+  installNadCrd?: boolean;
+  clock?: Clock;
+  logger?: Logger;
+  onStatusWritten?: (event: StatusWritten) => void;
+  onPodRemoved?: (event: PodRemoved) => void;
+  onAnnotationWritten?: (event: AnnotationWritten) => void;
+  onAttachmentError?: (event: AttachmentError) => void;
+};
+
+export class SimulatedCluster {
+  readonly clients: KubeClients;
+  readonly layout: NodeLayout;
+  readonly nodes = new NodeRegistry();
+  readonly allocator = new IpamAllocator();
+  readonly kubelet: FakeKubelet;
+  readonly multus: FakeMultus;
+  readonly #options: SimulatedClusterOptions;
+  readonly #clock: Clock;
+  readonly #pods: Informer<PodJson>;
+  readonly #nads: Informer<NadJson>;
+  readonly #ownsClients: boolean;
+  #started = false;
+  #stopped = false;
+
+  constructor(options: SimulatedClusterOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? realClock;
+    this.#ownsClients = options.clients === undefined;
+    this.clients = options.clients ?? makeClients(options.kubeConfig, { userAgent: "netservice-sim/0.1.0", maxConnections: 16 });
+    this.layout = { ...defaultLayout, ...options.layout };
+    const logger = options.logger?.child({ component: "simulated-cluster" });
+    const common = { clock: this.#clock, ...(logger ? { logger } : {}) };
+    // One pod watch for the whole cluster, shared by kubelet and Multus: what 1,000 real kubelets would do with 1,000 watches.
+    this.#pods = new Informer<PodJson>({ http: this.clients.http, path: "/api/v1/pods", ...common });
+    this.#nads = new Informer<NadJson>({ http: this.clients.http, path: nadPath, ...common });
+    const isSimulatedNode = (name: string) => this.nodes.has(name);
+    this.multus = new FakeMultus({
+      clients: this.clients,
+      pods: this.#pods,
+      nads: this.#nads,
+      isSimulatedNode,
+      allocator: this.allocator,
+      legacy: options.legacyMultus ?? false,
+      defaultNetworkName: options.defaultNetworkName ?? defaultNetworkName,
+      ...common,
+      ...(options.multusWorkers === undefined ? {} : { workers: options.multusWorkers }),
+      ...(options.onAnnotationWritten ? { onAnnotationWritten: options.onAnnotationWritten } : {}),
+      ...(options.onAttachmentError ? { onAttachmentError: options.onAttachmentError } : {}),
+    });
+    this.kubelet = new FakeKubelet({
+      clients: this.clients,
+      pods: this.#pods,
+      nodes: this.nodes,
+      allocator: this.allocator,
+      setUpSandbox: (pod, podIPs) => this.multus.setUpPod(pod, podIPs),
+      ...common,
+      ...(options.initialReady ? { initialReady: options.initialReady } : {}),
+      ...(options.kubeletWorkers === undefined ? {} : { workers: options.kubeletWorkers }),
+      ...(options.heartbeatIntervalMs === undefined ? {} : { heartbeatIntervalMs: options.heartbeatIntervalMs }),
+      ...(options.maxGracePeriodMs === undefined ? {} : { maxGracePeriodMs: options.maxGracePeriodMs }),
+      ...(options.onStatusWritten ? { onStatusWritten: options.onStatusWritten } : {}),
+      ...(options.onPodRemoved ? { onPodRemoved: options.onPodRemoved } : {}),
+    });
+  }
+
+  /** Installs the NAD CRD if needed, starts the watches, the fake Multus and the fake kubelet; resolves once the caches are filled. */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    if (this.#options.installNadCrd ?? true) await ensureNadCrd(this.clients, this.#clock);
+    this.multus.start();
+    this.kubelet.start();
+    // NADs first: pods attached by an earlier run are adopted with their networks' IPAM known.
+    this.#nads.start();
+    await this.#nads.synced;
+    this.#pods.start();
+    await this.#pods.synced;
+  }
+
+  /** Registers `count` more nodes (sim-node-<n>, sim-node-<n+1>, ...), eight at a time; resolves once all are Ready. */
+  async addNodes(count: number): Promise<SimNode[]> {
+    const first = this.nodes.size;
+    const added = Array.from({ length: count }, (_, i) => simNode(first + i, this.layout));
+    for (let i = 0; i < added.length; i += 8) {
+      await Promise.all(added.slice(i, i + 8).map((node) => registerNode(this.clients, node, this.layout, this.#clock.now())));
+    }
+    for (const node of added) this.nodes.add(node);
+    // Pods on these nodes that are already there: left by an earlier run, or created with spec.nodeName before the node.
+    this.multus.resync();
+    this.kubelet.resync();
+    return added;
+  }
+
+  setReady(namespace: string, name: string, ready: boolean): Promise<void> {
+    return this.kubelet.setReady(namespace, name, ready);
+  }
+
+  /** Stops the kubelet, Multus, both watches and every timer; closes the clients it made. Pods and nodes stay. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    await Promise.all([this.kubelet.stop(), this.multus.stop()]);
+    await Promise.all([this.#pods.stop(), this.#nads.stop()]);
+    if (this.#ownsClients) await this.clients.close();
+  }
+}

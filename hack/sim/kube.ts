@@ -1,0 +1,127 @@
+// The simulated cluster's link to the API server: the project's clients and
+// informer (common/kube), the JSON shapes the fakes read, and a work queue
+// whose adds can be awaited, so a test or benchmark knows when a write landed.
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import type { Logger } from "../../common/log.ts";
+import type { Clock } from "../../common/kube/clock.ts";
+import { WorkQueue } from "../../common/kube/workqueue.ts";
+
+export { makeClients, type KubeClients } from "../../common/kube/client.ts";
+export { Informer } from "../../common/kube/informer.ts";
+export { isConflict, isNotFound, statusCode } from "../../common/kube/http.ts";
+export { realClock, type Clock, type Timer } from "../../common/kube/clock.ts";
+export type { Logger };
+
+/** What the fakes need of an informer: a cache by "namespace/name" and change events. */
+export interface ObjectSource<T> {
+  readonly synced: Promise<void>;
+  get(key: string): T | undefined;
+  list(): T[];
+  onChange(handler: (event: { type: "add" | "update" | "delete"; key: string; object: T }) => void): () => void;
+}
+
+export const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+export const strategicMergePatch = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
+
+/** A pod as plain JSON from a watch, narrowed to the fields the fakes read. */
+export type PodJson = {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    namespace?: string;
+    name?: string;
+    uid?: string;
+    generation?: number;
+    resourceVersion?: string;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string;
+    deletionGracePeriodSeconds?: number;
+  };
+  spec?: {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    containers?: ContainerJson[];
+    initContainers?: ContainerJson[];
+  };
+  status?: {
+    phase?: string;
+    podIP?: string;
+    podIPs?: { ip: string }[];
+    hostIP?: string;
+    startTime?: string;
+    conditions?: { type: string; status: string }[];
+  };
+};
+
+export type ContainerJson = { name: string; image?: string; restartPolicy?: string };
+
+export type NadJson = {
+  metadata?: { namespace?: string; name?: string; resourceVersion?: string };
+  spec?: { config?: string };
+};
+
+export const nadPath = "/apis/k8s.cni.cncf.io/v1/network-attachment-definitions";
+
+export function podKey(pod: PodJson): string {
+  return `${pod.metadata?.namespace ?? ""}/${pod.metadata?.name ?? ""}`;
+}
+
+/** Kubernetes' metav1.Time text: RFC 3339 in UTC, whole seconds. */
+export function rfc3339(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/**
+ * A de-duplicating work queue (common/kube/workqueue.ts) with bounded
+ * concurrency whose `addAndWait` resolves once a reconcile of the key that
+ * started after the call has succeeded.
+ */
+export class AwaitableQueue {
+  readonly #queue: WorkQueue;
+  readonly #workers: number;
+  readonly #handler: (key: string) => Promise<void>;
+  readonly #waiters = new Map<string, (() => void)[]>();
+  #running: Promise<void> | undefined;
+
+  constructor(options: { workers: number; handler: (key: string) => Promise<void>; clock: Clock; logger?: Logger; baseDelayMs?: number }) {
+    this.#workers = options.workers;
+    this.#handler = options.handler;
+    this.#queue = new WorkQueue({ clock: options.clock, ...(options.logger ? { logger: options.logger } : {}), baseDelayMs: options.baseDelayMs ?? 200, maxDelayMs: 30_000, qps: 0 });
+  }
+
+  start(): void {
+    this.#running ??= this.#queue.run(this.#workers, (key) => this.#process(key));
+  }
+
+  add(key: string): void {
+    this.#queue.add(key);
+  }
+
+  addAndWait(key: string): Promise<void> {
+    return new Promise((resolve) => {
+      const waiters = this.#waiters.get(key) ?? [];
+      waiters.push(resolve);
+      this.#waiters.set(key, waiters);
+      this.#queue.add(key);
+    });
+  }
+
+  /** Stops the workers; pending waiters resolve, so nobody hangs on a stopped simulation. */
+  async stop(): Promise<void> {
+    await this.#queue.shutdown();
+    for (const waiters of this.#waiters.values()) for (const resolve of waiters) resolve();
+    this.#waiters.clear();
+  }
+
+  async #process(key: string): Promise<void> {
+    const waiters = this.#waiters.get(key) ?? [];
+    this.#waiters.delete(key);
+    try {
+      await this.#handler(key);
+    } catch (error) {
+      this.#waiters.set(key, [...waiters, ...(this.#waiters.get(key) ?? [])]);
+      throw error;
+    }
+    for (const resolve of waiters) resolve();
+  }
+}

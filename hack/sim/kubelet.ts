@@ -1,0 +1,315 @@
+// A fake kubelet for every simulated node at once: one cluster-wide pod
+// watch (shared, filtered by spec.nodeName), one de-duplicating queue with a
+// bounded number of status writes in flight. A pod bound to a simulated node
+// (by kube-scheduler or spec.nodeName) gets addresses from its node's pod
+// CIDRs, a CNI ADD (the fake Multus), then one status write: Running, Ready,
+// container statuses. Readiness can be flipped; a deleted pod is removed for
+// good once its grace period has passed.
+//
+//   const kubelet = new FakeKubelet({ clients, pods, nodes, layout, allocator, setUpSandbox });
+//   kubelet.start();
+//   await kubelet.setReady("default", "utils-0", false);
+//   await kubelet.stop();
+//
+// Node heartbeats are off unless heartbeatIntervalMs is set: the local
+// control plane runs no node-lifecycle controller, so nothing reads them, and
+// 1,000 nodes would add 100 writes a second to every benchmark.
+import { IpamError, parseNetworkConfig, type IpamAllocator, type IpamConfig } from "./ipam.ts";
+import {
+  AwaitableQueue,
+  isConflict,
+  isNotFound,
+  podKey,
+  realClock,
+  rfc3339,
+  strategicMergePatch,
+  type Clock,
+  type KubeClients,
+  type Logger,
+  type ObjectSource,
+  type PodJson,
+  type Timer,
+} from "./kube.ts";
+import type { NodeRegistry, SimNode } from "./nodes.ts";
+import { isReady, readinessStatus, runningStatus } from "./pod-status.ts";
+
+export type StatusWritten = {
+  namespace: string;
+  name: string;
+  uid: string;
+  nodeName: string;
+  /** True for the write that made the pod Running, false for a readiness change. */
+  started: boolean;
+  ready: boolean;
+  podIPs: string[];
+  /** Clock milliseconds when the write was sent and when the API server confirmed it. */
+  startedAt: number;
+  writtenAt: number;
+};
+
+export type PodRemoved = { namespace: string; name: string; uid: string; startedAt: number; writtenAt: number };
+
+export type FakeKubeletOptions = {
+  clients: Pick<KubeClients, "core">;
+  pods: ObjectSource<PodJson>;
+  nodes: NodeRegistry;
+  allocator: IpamAllocator;
+  /** The CNI ADD, awaited before the pod is reported Running (the fake Multus' setUpPod). */
+  setUpSandbox?: (pod: PodJson, podIPs: string[]) => Promise<void>;
+  /** Readiness of a pod when it starts. Default: ready. */
+  initialReady?: (pod: PodJson) => boolean;
+  clock?: Clock;
+  logger?: Logger;
+  /** Status writes and deletions in flight at once. Default 16. */
+  workers?: number;
+  /** Wait at most this long for a deleted pod's grace period (tests and benchmarks that churn pods). Default: the full period. */
+  maxGracePeriodMs?: number;
+  /** Update each node's Ready condition heartbeat this often; 0 (default) never. */
+  heartbeatIntervalMs?: number;
+  onStatusWritten?: (event: StatusWritten) => void;
+  onPodRemoved?: (event: PodRemoved) => void;
+};
+
+type PodState = {
+  uid: string;
+  podIPs?: string[];
+  ready: boolean;
+  /** What the API server last confirmed from us; undefined until the pod runs. */
+  written?: { ready: boolean; startTime: string };
+  deletion?: { deadline: number; timer: Timer };
+  removed?: boolean;
+};
+
+export class FakeKubelet {
+  readonly #options: FakeKubeletOptions;
+  readonly #clock: Clock;
+  readonly #log: Logger | undefined;
+  readonly #queue: AwaitableQueue;
+  readonly #states = new Map<string, PodState>();
+  readonly #nodePools = new Map<string, IpamConfig>();
+  #unsubscribe: (() => void) | undefined;
+  #heartbeat: Timer | undefined;
+  #beating = false;
+
+  constructor(options: FakeKubeletOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? realClock;
+    this.#log = options.logger?.child({ component: "fake-kubelet" });
+    this.#queue = new AwaitableQueue({
+      workers: options.workers ?? 16,
+      handler: (key) => this.#reconcile(key),
+      clock: this.#clock,
+      ...(this.#log ? { logger: this.#log } : {}),
+    });
+  }
+
+  /** Subscribes to pod events and starts the workers (and heartbeats, if asked for). */
+  start(): void {
+    if (this.#unsubscribe) return;
+    this.#unsubscribe = this.#options.pods.onChange((event) => {
+      if (event.type === "delete") this.#forget(event.key, event.object.metadata?.uid);
+      else if (this.#node(event.object)) this.#admit(event.key, event.object);
+    });
+    this.#queue.start();
+    this.resync();
+    this.#scheduleHeartbeat();
+  }
+
+  /** Stops watching, writing and every timer; pods keep the status they have. */
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    this.#heartbeat?.cancel();
+    this.#heartbeat = undefined;
+    for (const state of this.#states.values()) state.deletion?.timer.cancel();
+    await this.#queue.stop();
+  }
+
+  /** Pods of nodes added after start() are picked up on their next event; this catches the ones already there. */
+  resync(): void {
+    for (const pod of this.#options.pods.list()) if (this.#node(pod)) this.#admit(podKey(pod), pod);
+  }
+
+  /** Makes the pod's containers (and so the pod) ready or not; resolves once the API server has the new status. */
+  async setReady(namespace: string, name: string, ready: boolean): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const pod = this.#options.pods.get(key);
+    if (!pod || !this.#node(pod)) throw new Error(`pod ${key} is not on a simulated node`);
+    this.#state(key, pod).ready = ready;
+    await this.#queue.addAndWait(key);
+  }
+
+  /** Resolves once the pod runs with the status written (for tests that create pods and wait). */
+  async whenRunning(namespace: string, name: string): Promise<void> {
+    await this.#queue.addAndWait(`${namespace}/${name}`);
+  }
+
+  // In the informer's event handler: a pod that already runs holds its addresses before any new pod is given one.
+  #admit(key: string, pod: PodJson) {
+    this.#state(key, pod);
+    this.#queue.add(key);
+  }
+
+  async #reconcile(key: string): Promise<void> {
+    const pod = this.#options.pods.get(key);
+    const node = pod && this.#node(pod);
+    if (!pod || !node || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return;
+    const state = this.#state(key, pod);
+    if (state.removed) return;
+    if (pod.metadata?.deletionTimestamp) {
+      await this.#terminate(key, pod, state);
+      return;
+    }
+    if (!state.podIPs) {
+      const podIPs = this.#allocate(pod, node, state);
+      if (!podIPs) return;
+      state.podIPs = podIPs;
+    }
+    if (state.written?.ready === state.ready) return;
+    const starting = state.written === undefined;
+    if (starting) await this.#options.setUpSandbox?.(pod, state.podIPs);
+    const now = this.#clock.now();
+    const status = starting
+      ? runningStatus(pod, { podIPs: state.podIPs, hostIPs: node.addresses, ready: state.ready, now })
+      : readinessStatus(pod, state.ready, now, state.written?.startTime ?? "");
+    const ready = state.ready;
+    if (!(await this.#patchStatus(pod, status))) return;
+    state.written = { ready, startTime: starting ? String(status.startTime) : state.written?.startTime ?? "" };
+    this.#options.onStatusWritten?.({
+      namespace: pod.metadata?.namespace ?? "",
+      name: pod.metadata?.name ?? "",
+      uid: state.uid,
+      nodeName: node.name,
+      started: starting,
+      ready,
+      podIPs: state.podIPs,
+      startedAt: now,
+      writtenAt: this.#clock.now(),
+    });
+  }
+
+  async #patchStatus(pod: PodJson, status: Record<string, unknown>): Promise<boolean> {
+    try {
+      // The uid makes a pod recreated under the same name refuse a status meant for its predecessor.
+      await this.#options.clients.core.patchNamespacedPodStatus(
+        { namespace: pod.metadata?.namespace ?? "", name: pod.metadata?.name ?? "", body: { metadata: { uid: pod.metadata?.uid }, status } },
+        strategicMergePatch,
+      );
+      return true;
+    } catch (error) {
+      if (isNotFound(error) || isConflict(error)) return false;
+      throw error;
+    }
+  }
+
+  // Graceful deletion: the containers get deletionGracePeriodSeconds to stop,
+  // then the kubelet removes the pod for good (grace 0, only this very pod).
+  async #terminate(key: string, pod: PodJson, state: PodState) {
+    const now = this.#clock.now();
+    // Fixed when first seen; a second delete with a shorter grace period brings it forward.
+    const grace = Math.min((pod.metadata?.deletionGracePeriodSeconds ?? 0) * 1000, this.#options.maxGracePeriodMs ?? Infinity);
+    const deadline = Math.min(state.deletion?.deadline ?? Infinity, now + grace);
+    if (now < deadline) {
+      if (state.deletion?.deadline !== deadline) {
+        state.deletion?.timer.cancel();
+        state.deletion = { deadline, timer: this.#clock.setTimer(() => this.#queue.add(key), deadline - now) };
+      }
+      return;
+    }
+    const namespace = pod.metadata?.namespace ?? "";
+    const name = pod.metadata?.name ?? "";
+    try {
+      await this.#options.clients.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: state.uid } } });
+    } catch (error) {
+      if (!isNotFound(error) && !isConflict(error)) throw error;
+    }
+    state.removed = true;
+    this.#options.onPodRemoved?.({ namespace, name, uid: state.uid, startedAt: now, writtenAt: this.#clock.now() });
+  }
+
+  #allocate(pod: PodJson, node: SimNode, state: PodState): string[] | undefined {
+    if (pod.spec?.hostNetwork) return [...node.addresses];
+    try {
+      return this.#options.allocator.allocate(owner(state.uid), "eth0", this.#nodePool(node)).map((a) => a.address);
+    } catch (error) {
+      if (!(error instanceof IpamError)) throw error;
+      this.#log?.error({ key: podKey(pod), node: node.name, err: error }, "no pod address left on the node");
+      return undefined;
+    }
+  }
+
+  // Like kindnet and the bridge plugin: host-local over the node's pod CIDRs, gateway .1 never handed out.
+  #nodePool(node: SimNode): IpamConfig {
+    let pool = this.#nodePools.get(node.name);
+    if (!pool) {
+      pool = parseNetworkConfig(JSON.stringify({ type: "ptp", ipam: { type: "host-local", ranges: node.podCIDRs.map((subnet) => [{ subnet }]) } })).ipam;
+      this.#nodePools.set(node.name, pool);
+    }
+    return pool;
+  }
+
+  #state(key: string, pod: PodJson): PodState {
+    const uid = pod.metadata?.uid ?? "";
+    let state = this.#states.get(key);
+    if (state?.uid === uid) return state;
+    if (state) this.#forget(key, state.uid);
+    state = { uid, ready: this.#options.initialReady?.(pod) ?? true };
+    this.#adopt(pod, state);
+    this.#states.set(key, state);
+    return state;
+  }
+
+  // A pod that already runs (started by an earlier simulation process) keeps its addresses and status.
+  #adopt(pod: PodJson, state: PodState) {
+    const podIPs = pod.status?.podIPs?.map((entry) => entry.ip) ?? [];
+    if (pod.status?.phase !== "Running" || podIPs.length === 0) return;
+    if (!pod.spec?.hostNetwork) this.#options.allocator.reserve(owner(state.uid), "eth0", podIPs.map((address) => ({ address })));
+    state.podIPs = podIPs;
+    state.ready = isReady(pod);
+    state.written = { ready: state.ready, startTime: pod.status?.startTime ?? "" };
+  }
+
+  #forget(key: string, uid: string | undefined) {
+    const state = this.#states.get(key);
+    if (!state || (uid !== undefined && state.uid !== uid)) return;
+    state.deletion?.timer.cancel();
+    this.#options.allocator.release(owner(state.uid));
+    this.#states.delete(key);
+  }
+
+  #node(pod: PodJson): SimNode | undefined {
+    const nodeName = pod.spec?.nodeName;
+    return nodeName === undefined ? undefined : this.#options.nodes.get(nodeName);
+  }
+
+  #scheduleHeartbeat() {
+    const interval = this.#options.heartbeatIntervalMs ?? 0;
+    if (interval <= 0 || !this.#unsubscribe) return;
+    this.#heartbeat = this.#clock.setTimer(() => {
+      void this.#beat().finally(() => this.#scheduleHeartbeat());
+    }, interval);
+  }
+
+  // Only the Ready condition's heartbeat moves; strategic merge keys conditions by type.
+  async #beat() {
+    if (this.#beating) return;
+    this.#beating = true;
+    try {
+      const heartbeat = rfc3339(this.#clock.now());
+      const nodes = this.#options.nodes.list();
+      for (let i = 0; i < nodes.length && this.#unsubscribe; i += 8) {
+        await Promise.all(nodes.slice(i, i + 8).map((node) =>
+          this.#options.clients.core
+            .patchNodeStatus({ name: node.name, body: { status: { conditions: [{ type: "Ready", lastHeartbeatTime: heartbeat }] } } }, strategicMergePatch)
+            .catch((err: unknown) => this.#log?.warn({ node: node.name, err }, "heartbeat failed")),
+        ));
+      }
+    } finally {
+      this.#beating = false;
+    }
+  }
+}
+
+function owner(uid: string): string {
+  return `kubelet/${uid}`;
+}
