@@ -1,0 +1,102 @@
+// pod with a broken Multus annotation -> the warning the agent records on it.
+// Pure: the agent decides when to emit (see warning-limiter.ts).
+import type { V1Pod } from "@kubernetes/client-node";
+import { annotations, type NetService } from "../common/api.ts";
+import { parseNetworkStatus } from "../common/network-status.ts";
+import { parseNetworksRequest } from "../common/networks.ts";
+import { isPodFinished } from "../common/readiness.ts";
+import { selectorMatches } from "../common/selector.ts";
+
+export const warningReasons = {
+  malformedNetworkStatus: "MalformedNetworkStatus",
+  malformedNetworksRequest: "MalformedNetworksRequest",
+} as const;
+
+export type WarningReason = (typeof warningReasons)[keyof typeof warningReasons];
+
+/** What is wrong with one of a pod's Multus annotations. */
+export type AnnotationProblem = {
+  reason: WarningReason;
+  /** The parser's description, naming the annotation. */
+  error: string;
+  /** The offending annotation value, verbatim: one warning per distinct value. */
+  value: string;
+};
+
+export type PodWarning = {
+  pod: { namespace: string; name: string; uid: string };
+  reason: WarningReason;
+  /** For the Event's note: what is wrong, what it costs, what fixes it. */
+  message: string;
+  value: string;
+};
+
+/** The Event API refuses notes longer than this (bytes; the text here is ASCII apart from pod data). */
+export const maxWarningMessageLength = 1024;
+
+/**
+ * What is wrong with the pod's Multus annotations, if anything. A malformed
+ * network-status makes the pod contribute nothing; a malformed networks
+ * request only loses the namespaces it named, so it is reported separately.
+ */
+export function annotationProblem(pod: V1Pod): AnnotationProblem | undefined {
+  const podAnnotations = pod.metadata?.annotations;
+  const status = parseNetworkStatus(podAnnotations);
+  if (!status.ok) {
+    const value =
+      podAnnotations?.[annotations.networkStatus] ?? podAnnotations?.[annotations.legacyNetworkStatus] ?? "";
+    return { reason: warningReasons.malformedNetworkStatus, error: status.error, value };
+  }
+  const requestValue = podAnnotations?.[annotations.networksRequest];
+  const request = parseNetworksRequest(requestValue, pod.metadata?.namespace ?? "");
+  if (request.error !== undefined) {
+    return { reason: warningReasons.malformedNetworksRequest, error: request.error, value: requestValue ?? "" };
+  }
+  return undefined;
+}
+
+/**
+ * The warning for a pod with an annotation problem, or none when no
+ * NetService selects the pod: an annotation nobody publishes from is not
+ * this program's business, and warning about it would only be noise.
+ */
+export function podWarning(
+  pod: V1Pod,
+  problem: AnnotationProblem,
+  netServices: readonly NetService[],
+): PodWarning | undefined {
+  if (isPodFinished(pod)) return undefined;
+  const namespace = pod.metadata?.namespace ?? "";
+  const selecting = netServices
+    .filter((ns) => ns.metadata.namespace === namespace && selectorMatches(ns.spec.selector, pod.metadata?.labels))
+    .map((ns) => ns.metadata.name)
+    .sort();
+  if (selecting.length === 0) return undefined;
+  return {
+    pod: { namespace, name: pod.metadata?.name ?? "", uid: pod.metadata?.uid ?? "" },
+    reason: problem.reason,
+    message: truncate(`${problem.error}: ${consequence(problem.reason, selecting)}`, maxWarningMessageLength),
+    value: problem.value,
+  };
+}
+
+function consequence(reason: WarningReason, selecting: readonly string[]): string {
+  const names = listNames(selecting);
+  if (reason === warningReasons.malformedNetworkStatus) {
+    return `the pod is left out of ${names} until the annotation is a JSON list of attachments ({name, interface, ips}) as Multus writes it`;
+  }
+  return (
+    `its attachments still count for ${names}, but a bare netAttachDef matches them only in the pod's own ` +
+    `namespace until the annotation is fixed (a JSON list of {name, namespace} or "ns/name@if, ...")`
+  );
+}
+
+function listNames(names: readonly string[]): string {
+  const shown = names.slice(0, 5).join(", ");
+  const more = names.length > 5 ? ` and ${names.length - 5} more` : "";
+  return `NetService${names.length > 1 ? "s" : ""} ${shown}${more}`;
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
+}
