@@ -1,0 +1,113 @@
+// The agent's command line and environment -> its configuration, or an error
+// that says what to fix. Pure, so start-up mistakes are caught by tests and
+// crash at once, never later.
+import { parseArgs } from "node:util";
+import { defaultSystemNamespace } from "../common/api.ts";
+
+export interface AgentConfig {
+  nodeName: string;
+  /** An explicit kubeconfig; otherwise KUBECONFIG, in-cluster, ~/.kube/config (common/kube/client.ts). */
+  kubeconfig?: string;
+  systemNamespace: string;
+  debounceMs: number;
+  deleteReportOnExit: boolean;
+  /** Port of /healthz, /readyz and /metrics; 0 serves none. */
+  metricsPort: number;
+}
+
+export type ParsedCommandLine = { help: true } | { help: false; config: AgentConfig };
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export const usage = `Usage: node node-agent/main.ts [options]
+
+Publishes this node's pods' secondary-network addresses for NetServices, as
+one NetServiceNodeReport named after the node.
+
+Options:
+  --node-name NAME          the node this agent runs on (default: $NODE_NAME; required)
+  --kubeconfig PATH         kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)
+  --namespace NS            system namespace, where reports live (default: $POD_NAMESPACE, else ${defaultSystemNamespace})
+  --debounce-ms MS          collect changes this long before one recompute (default 100)
+  --delete-report-on-exit   delete the node's report on SIGTERM/SIGINT (default: keep it, so a
+                            restart does not blank the node's endpoints; use when removing the agent)
+  --metrics-port PORT       serve /healthz, /readyz and /metrics on this port; 0 disables (default 8080)
+  -h, --help                show this help
+
+Environment: LOG_LEVEL (trace..fatal, silent; default info), LOG_FORMAT (json or text).
+`;
+
+export function parseCommandLine(argv: readonly string[], env: Record<string, string | undefined>): ParsedCommandLine {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "node-name": { type: "string" },
+        kubeconfig: { type: "string" },
+        namespace: { type: "string" },
+        "debounce-ms": { type: "string" },
+        "delete-report-on-exit": { type: "boolean", default: false },
+        "metrics-port": { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError(`${err instanceof Error ? err.message : String(err)} (see --help)`);
+  }
+  if (values.help) return { help: true };
+
+  const nodeName = values["node-name"] ?? env.NODE_NAME ?? "";
+  if (nodeName === "") {
+    throw new ConfigError(
+      "no node name: pass --node-name NAME or set NODE_NAME (in a DaemonSet, from the downward API: " +
+        "env NODE_NAME valueFrom fieldRef fieldPath spec.nodeName)",
+    );
+  }
+  if (!isDnsSubdomain(nodeName)) {
+    throw new ConfigError(`node name "${nodeName}" is not a Kubernetes node name (a DNS subdomain: lowercase letters, digits, "-" and ".")`);
+  }
+  const systemNamespace = values.namespace ?? (env.POD_NAMESPACE || defaultSystemNamespace);
+  if (!isDnsLabel(systemNamespace)) {
+    throw new ConfigError(`namespace "${systemNamespace}" is not a namespace name (at most 63 lowercase letters, digits and "-")`);
+  }
+  const debounceMs = integerOption("--debounce-ms", values["debounce-ms"], 100, 0, 60_000);
+  const metricsPort = integerOption("--metrics-port", values["metrics-port"], 8080, 0, 65_535);
+  const kubeconfig = values.kubeconfig;
+  if (kubeconfig === "") throw new ConfigError("--kubeconfig needs a file path");
+  return {
+    help: false,
+    config: {
+      nodeName,
+      ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+      systemNamespace,
+      debounceMs,
+      deleteReportOnExit: values["delete-report-on-exit"],
+      metricsPort,
+    },
+  };
+}
+
+function integerOption(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined) return fallback;
+  const value = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
+  }
+  return value;
+}
+
+function isDnsSubdomain(name: string): boolean {
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
+}
+
+function isDnsLabel(name: string): boolean {
+  return name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name);
+}
