@@ -5,7 +5,7 @@
 // Addresses are unique per family across the whole simulated cluster, not per
 // network as two isolated real networks could allow: a simulation that never
 // publishes the same address for two pods keeps every test unambiguous.
-import { bitsOf, contains, formatIp, lastAddress, parseCidr, parseIp, type Family } from "./ip.ts";
+import { bitsOf, contains, formatIp, lastAddress, netmask, parseCidr, parseIp, type Family } from "./ip.ts";
 import type { AddressRange, IpamConfig, RangeSet, StaticAddress } from "./ipam-config.ts";
 
 export { IpamConfigError, parseNetworkConfig, type IpamConfig, type NetworkConfig } from "./ipam-config.ts";
@@ -32,13 +32,19 @@ export class IpamError extends Error {
 
 type Held = { family: Family; value: bigint; out: AllocatedAddress };
 
+/** Per range, an address below which nothing is free. */
+type Hint = { start: bigint; end: bigint; hint: bigint };
+
 export class IpamAllocator {
   /** Who holds each address, per family. Static addresses may be held by several pods, as the static plugin allows. */
   readonly #holders = new Map<Family, Map<bigint, Set<string>>>([[4, new Map()], [6, new Map()]]);
   /** What each owner holds, per slot (one slot per attachment). */
   readonly #held = new Map<string, Map<string, Held[]>>();
   /** Per range, an address below which nothing is free: keeps "lowest free" cheap for 10,000 pods. */
-  readonly #hints = new Map<string, { family: Family; start: bigint; end: bigint; hint: bigint }>();
+  readonly #hints = new Map<string, Hint>();
+  /** The same hints by subnet, and the prefix lengths in use, so that a release finds its ranges without a scan of all. */
+  readonly #hintsBySubnet = new Map<string, Hint[]>();
+  readonly #prefixes = new Map<Family, Set<number>>([[4, new Set()], [6, new Set()]]);
 
   /**
    * The addresses of `owner`'s attachment `slot`: the ones it already holds,
@@ -165,8 +171,12 @@ export class IpamAllocator {
       const key = rangeKey(range);
       let entry = this.#hints.get(key);
       if (!entry) {
-        entry = { family: range.subnet.family, start: range.start, end: range.end, hint: range.start };
+        entry = { start: range.start, end: range.end, hint: range.start };
         this.#hints.set(key, entry);
+        const { family, network, prefix } = range.subnet;
+        const subnet = subnetKey(family, network, prefix);
+        this.#hintsBySubnet.set(subnet, [...(this.#hintsBySubnet.get(subnet) ?? []), entry]);
+        this.#prefixes.get(family)?.add(prefix);
       }
       const used = this.#holders.get(range.subnet.family) ?? new Map<bigint, Set<string>>();
       let value = entry.hint;
@@ -207,8 +217,11 @@ export class IpamAllocator {
     holders.delete(holder);
     if (holders.size > 0) return;
     byValue.delete(held.value);
-    for (const entry of this.#hints.values()) {
-      if (entry.family === held.family && held.value >= entry.start && held.value <= entry.end && held.value < entry.hint) entry.hint = held.value;
+    for (const prefix of this.#prefixes.get(held.family) ?? []) {
+      const subnet = subnetKey(held.family, held.value & netmask(held.family, prefix), prefix);
+      for (const entry of this.#hintsBySubnet.get(subnet) ?? []) {
+        if (held.value >= entry.start && held.value <= entry.end && held.value < entry.hint) entry.hint = held.value;
+      }
     }
   }
 
@@ -224,6 +237,10 @@ export class IpamAllocator {
 
 function holderKey(owner: string, slot: string): string {
   return `${owner}\u0000${slot}`;
+}
+
+function subnetKey(family: Family, network: bigint, prefix: number): string {
+  return `${family}:${network}/${prefix}`;
 }
 
 function rangeKey(range: AddressRange): string {
