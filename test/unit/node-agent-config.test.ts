@@ -1,0 +1,52 @@
+import t from "tap";
+import { ConfigError, parseCommandLine } from "../../node-agent/config.ts";
+
+function config(argv: string[], env: Record<string, string> = {}) {
+  const parsed = parseCommandLine(argv, env);
+  if (parsed.help) throw new Error("unexpected --help");
+  return parsed.config;
+}
+
+t.test("the node name comes from --node-name, else NODE_NAME", async (t) => {
+  t.equal(config(["--node-name", "node-1"], { NODE_NAME: "node-2" }).nodeName, "node-1");
+  t.equal(config([], { NODE_NAME: "node-2" }).nodeName, "node-2");
+  t.throws(() => config([]), ConfigError, "required");
+  t.throws(() => config([]), /no node name: pass --node-name NAME or set NODE_NAME/);
+  t.throws(() => config([], { NODE_NAME: "Node_1" }), /"Node_1" is not a Kubernetes node name/);
+  t.equal(config([], { NODE_NAME: "ip-10-0-0-1.eu-west-1.compute.internal" }).nodeName, "ip-10-0-0-1.eu-west-1.compute.internal");
+});
+
+t.test("defaults: the pod's namespace, 100 ms, keep the report, probes on 8080", async (t) => {
+  t.same(config([], { NODE_NAME: "n" }), {
+    nodeName: "n",
+    systemNamespace: "netservice-system",
+    debounceMs: 100,
+    deleteReportOnExit: false,
+    metricsPort: 8080,
+  });
+  t.equal(config([], { NODE_NAME: "n", POD_NAMESPACE: "infra" }).systemNamespace, "infra");
+  t.equal(config(["--namespace", "ops"], { NODE_NAME: "n", POD_NAMESPACE: "infra" }).systemNamespace, "ops");
+});
+
+t.test("every flag", async (t) => {
+  t.same(
+    config(["--node-name=n", "--kubeconfig", "/k", "--namespace", "ns", "--debounce-ms", "0", "--delete-report-on-exit", "--metrics-port", "0"]),
+    { nodeName: "n", kubeconfig: "/k", systemNamespace: "ns", debounceMs: 0, deleteReportOnExit: true, metricsPort: 0 },
+  );
+});
+
+t.test("mistakes are refused with what to fix", async (t) => {
+  const env = { NODE_NAME: "n" };
+  t.throws(() => config(["--debounce-ms", "fast"], env), /--debounce-ms must be a whole number from 0 to 60000, got "fast"/);
+  t.throws(() => config(["--debounce-ms", "-5"], env), /--debounce-ms/);
+  t.throws(() => config(["--metrics-port", "70000"], env), /--metrics-port must be a whole number from 0 to 65535/);
+  t.throws(() => config(["--namespace", "Bad NS"], env), /namespace "Bad NS" is not a namespace name/);
+  t.throws(() => config(["--kubeconfig="], env), /--kubeconfig needs a file path/);
+  t.throws(() => config(["--nodename", "n"], env), /Unknown option '--nodename' \(see --help\)/);
+  t.throws(() => config(["extra"], env), ConfigError, "no positional arguments");
+});
+
+t.test("--help", async (t) => {
+  t.same(parseCommandLine(["--help"], {}), { help: true }, "even without a node name");
+  t.same(parseCommandLine(["-h"], {}), { help: true });
+});

@@ -1,0 +1,107 @@
+import t from "tap";
+import { annotations } from "../../common/api.ts";
+import { annotationProblem, maxWarningMessageLength, podWarning, warningReasons } from "../../node-agent/pod-warnings.ts";
+import { WarningLimiter } from "../../node-agent/warning-limiter.ts";
+import type { PodWarning } from "../../node-agent/pod-warnings.ts";
+import { attachment, netService, pod } from "./objects.ts";
+
+const corens = netService({ name: "corens", netAttachDef: "core" });
+const accessns = netService({ name: "accessns", netAttachDef: "access" });
+const elsewhere = netService({ name: "other-ns", namespace: "other", netAttachDef: "core" });
+
+const broken = (value: string, extra = {}) => pod({ extraAnnotations: { [annotations.networkStatus]: value }, ...extra });
+
+t.test("a malformed network-status is a problem that leaves the pod out of the NetServices selecting it", async (t) => {
+  const p = broken('[{"name": "default/core", "ips": "10.0.0.1"}]');
+  const problem = annotationProblem(p);
+  t.equal(problem?.reason, warningReasons.malformedNetworkStatus);
+  t.equal(problem?.value, '[{"name": "default/core", "ips": "10.0.0.1"}]', "keyed by the value, verbatim");
+  const warning = podWarning(p, problem!, [corens, accessns, elsewhere]);
+  t.same(warning?.pod, { namespace: "default", name: "utils-1", uid: "uid-utils-1" });
+  t.match(warning?.message, /^k8s\.v1\.cni\.cncf\.io\/network-status: entry 0 field ips: .*: the pod is left out of NetServices accessns, corens until/);
+  t.notMatch(warning?.message, /other-ns/, "a NetService of another namespace does not select the pod");
+});
+
+t.test("the legacy annotation is reported when it is the one in use", async (t) => {
+  const p = pod({ extraAnnotations: { [annotations.legacyNetworkStatus]: "not json" } });
+  t.same(annotationProblem(p), {
+    reason: warningReasons.malformedNetworkStatus,
+    error: `${annotations.legacyNetworkStatus}: not valid JSON`,
+    value: "not json",
+  });
+});
+
+t.test("a malformed networks request is its own, milder problem", async (t) => {
+  const p = pod({ networks: "[{oops", networkStatus: [attachment("default/core", ["10.0.0.1"])] });
+  const problem = annotationProblem(p);
+  t.equal(problem?.reason, warningReasons.malformedNetworksRequest);
+  t.equal(problem?.value, "[{oops");
+  t.match(podWarning(p, problem!, [corens])?.message, /still count for NetService corens/);
+});
+
+t.test("no problem, no warning", async (t) => {
+  t.equal(annotationProblem(pod({ networkStatus: [attachment("default/core", ["10.0.0.1"])] })), undefined);
+  t.equal(annotationProblem(pod()), undefined, "no annotation at all");
+  t.equal(annotationProblem(broken("")), undefined, "an emptied annotation");
+});
+
+t.test("no warning when nothing selects the pod or it has finished", async (t) => {
+  const p = broken("not json", { labels: { app: "nobody" } });
+  t.equal(podWarning(p, annotationProblem(p)!, [corens]), undefined, "not selected");
+  const done = broken("not json", { phase: "Succeeded" });
+  t.equal(podWarning(done, annotationProblem(done)!, [corens]), undefined, "finished");
+});
+
+t.test("the message fits an Event note however many NetServices select the pod", async (t) => {
+  const many = Array.from({ length: 400 }, (_, i) => netService({ name: `service-with-a-long-name-${i}` }));
+  const p = broken("not json");
+  const message = podWarning(p, annotationProblem(p)!, many)?.message ?? "";
+  t.ok(message.length <= maxWarningMessageLength, `${message.length} characters`);
+  t.match(message, /and 395 more/);
+});
+
+function warning(uid: string, value: string): PodWarning {
+  return { pod: { namespace: "default", name: uid, uid }, reason: warningReasons.malformedNetworkStatus, message: "m", value };
+}
+
+t.test("one Event per pod and distinct value", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  t.ok(limiter.admit(warning("a", "x"), 0), "first time");
+  t.notOk(limiter.admit(warning("a", "x"), 10), "same value again");
+  t.ok(limiter.admit(warning("a", "y"), 20), "another value");
+  t.ok(limiter.admit(warning("b", "x"), 30), "another pod with the same value");
+});
+
+t.test("a failed Event write can be retried", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  t.ok(limiter.admit(warning("a", "x"), 0));
+  limiter.forget(warning("a", "x"));
+  t.ok(limiter.admit(warning("a", "x"), 1));
+});
+
+t.test("a pod that is gone is forgotten", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  limiter.admit(warning("a", "x"), 0);
+  limiter.admit(warning("b", "x"), 0);
+  limiter.retain(new Set(["b"]));
+  t.ok(limiter.admit(warning("a", "x"), 1), "a recreated pod with the old uid would warn again");
+  t.notOk(limiter.admit(warning("b", "x"), 1), "b is remembered");
+});
+
+t.test("the token bucket caps the rate across pods, and refused warnings come back later", async (t) => {
+  const limiter = new WarningLimiter({ now: 0, burst: 3, perMinute: 6 });
+  const admitted = ["a", "b", "c", "d", "e"].filter((uid) => limiter.admit(warning(uid, "x"), 0));
+  t.same(admitted, ["a", "b", "c"], "a burst of 3");
+  t.notOk(limiter.admit(warning("d", "x"), 5_000), "no token 5 s later at 6 per minute");
+  t.ok(limiter.admit(warning("d", "x"), 10_000), "one token after 10 s, for the warning refused before");
+  t.notOk(limiter.admit(warning("e", "x"), 10_000));
+});
+
+t.test("memory per pod is bounded", async (t) => {
+  const limiter = new WarningLimiter({ now: 0, burst: 100, valuesPerPod: 2 });
+  limiter.admit(warning("a", "1"), 0);
+  limiter.admit(warning("a", "2"), 0);
+  limiter.admit(warning("a", "3"), 0);
+  t.ok(limiter.admit(warning("a", "1"), 0), "the oldest value was forgotten");
+  t.notOk(limiter.admit(warning("a", "3"), 0), "recent ones are remembered");
+});
