@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# End to end on a real cluster: kind (1 control plane, 2 workers) with Multus
+# (thick plugin), the CNI reference plugins and whereabouts; netservice built
+# into an image and installed from deploy/; the original samples; then a real
+# DNS check (a pod on the core network resolves the NetService's name through
+# CoreDNS and pings every address it gets) and the shared end-to-end test file.
+# See hack/kind/README.md.
+#
+#   hack/kind/e2e.sh [--keep] [--name NAME]
+#
+# Needs docker (with buildx), kind, kubectl, curl, tar, sha256sum (or shasum)
+# and npm. The cluster is deleted on exit unless --keep is given.
+set -euo pipefail
+
+readonly MULTUS_VERSION=v4.2.4
+readonly CNI_PLUGINS_VERSION=v1.10.0
+readonly WHEREABOUTS_VERSION=v0.9.2
+readonly IMAGE=ghcr.io/metaswitch/netservice:kind-e2e
+readonly SYSTEM_NAMESPACE=netservice-system
+# Pod-bound tokens carry the node name from Kubernetes 1.30 on (beta; GA in
+# 1.32), and the admission policy in deploy/ needs it.
+readonly MIN_KUBERNETES_MINOR=30
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+readonly repo_root
+readonly kind_dir="${repo_root}/hack/kind"
+
+cluster_name=${KIND_CLUSTER_NAME:-netservice-e2e}
+keep=false
+
+usage() {
+  cat <<EOF
+Usage: hack/kind/e2e.sh [--keep] [--name NAME]
+
+  --keep        leave the cluster (and its kubeconfig) in place at the end
+  --name NAME   kind cluster name (default: \$KIND_CLUSTER_NAME, else netservice-e2e)
+
+Environment: KIND_NODE_IMAGE (kindest/node image; default: the kind release's own).
+EOF
+}
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --keep) keep=true ;;
+    --name)
+      [[ $# -ge 2 ]] || { usage >&2; exit 2; }
+      cluster_name=$2
+      shift
+      ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+for tool in docker kind kubectl curl tar npm; do
+  command -v "${tool}" >/dev/null || fail "${tool} is required (see hack/kind/README.md)"
+done
+if command -v sha256sum >/dev/null; then
+  sha256_check() { sha256sum -c "$1"; }
+elif command -v shasum >/dev/null; then
+  sha256_check() { shasum -a 256 -c "$1"; }
+else
+  fail "sha256sum or shasum is required"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/netservice-kind.XXXXXX")
+export KUBECONFIG="${work}/kubeconfig"
+cluster_created=false
+
+diagnose() {
+  log "diagnostics"
+  kubectl get nodes -o wide || true
+  kubectl get pods -A -o wide || true
+  kubectl -n "${SYSTEM_NAMESPACE}" describe pods || true
+  kubectl -n "${SYSTEM_NAMESPACE}" logs -l app.kubernetes.io/part-of=netservice --all-containers --prefix --tail=100 || true
+  kubectl get netservices,netservicenodereports -A -o wide || true
+  kubectl get events -A --sort-by=.lastTimestamp | tail -50 || true
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT
+  if [[ ${status} -ne 0 && ${cluster_created} == true ]]; then diagnose; fi
+  if [[ ${keep} == true && ${cluster_created} == true ]]; then
+    log "kept cluster ${cluster_name}: export KUBECONFIG=${KUBECONFIG}; delete it with: kind delete cluster --name ${cluster_name}"
+  else
+    if [[ ${cluster_created} == true ]]; then
+      log "deleting cluster ${cluster_name}"
+      kind delete cluster --name "${cluster_name}" || true
+    fi
+    rm -rf "${work}"
+  fi
+  exit "${status}"
+}
+trap cleanup EXIT
+
+# Fetches a URL into a file, failing on HTTP errors.
+fetch() {
+  curl --fail --silent --show-error --location --retry 3 --output "$2" "$1"
+}
+
+create_cluster() {
+  log "creating kind cluster ${cluster_name}"
+  if kind get clusters | grep -qx "${cluster_name}"; then
+    fail "a kind cluster named ${cluster_name} exists already; delete it or pass --name"
+  fi
+  local image_args=()
+  if [[ -n ${KIND_NODE_IMAGE:-} ]]; then image_args=(--image "${KIND_NODE_IMAGE}"); fi
+  cluster_created=true
+  # ${a[@]+...}: bash 3.2 (macOS) treats an empty array as unset under set -u.
+  kind create cluster --name "${cluster_name}" --config "${kind_dir}/kind-config.yaml" \
+    --kubeconfig "${KUBECONFIG}" --wait 180s ${image_args[@]+"${image_args[@]}"}
+
+  local version minor
+  version=$(kubectl get --raw /version)
+  minor=$(sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' <<<"${version}")
+  [[ -n ${minor} && ${minor} -ge ${MIN_KUBERNETES_MINOR} ]] ||
+    fail "Kubernetes 1.${MIN_KUBERNETES_MINOR} or newer is needed (node name in pod-bound tokens); the cluster runs: ${version}"
+}
+
+install_cni_plugins() {
+  log "installing the CNI reference plugins ${CNI_PLUGINS_VERSION}"
+  local node machine arch archive
+  node=$(kind get nodes --name "${cluster_name}" | head -n 1)
+  machine=$(docker exec "${node}" uname -m)
+  case ${machine} in
+    x86_64) arch=amd64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) fail "no CNI plugins for node architecture ${machine}" ;;
+  esac
+  archive="cni-plugins-linux-${arch}-${CNI_PLUGINS_VERSION}.tgz"
+  local base="https://github.com/containernetworking/plugins/releases/download/${CNI_PLUGINS_VERSION}"
+  fetch "${base}/${archive}" "${work}/${archive}"
+  fetch "${base}/${archive}.sha256" "${work}/${archive}.sha256"
+  (cd "${work}" && sha256_check "${archive}.sha256")
+  # kind's own plugins (kindnet's ptp, host-local, ...) stay as they are.
+  for node in $(kind get nodes --name "${cluster_name}"); do
+    docker cp "${work}/${archive}" "${node}:/tmp/cni-plugins.tgz"
+    docker exec "${node}" tar -xzf /tmp/cni-plugins.tgz -C /opt/cni/bin --skip-old-files
+    docker exec "${node}" rm /tmp/cni-plugins.tgz
+  done
+}
+
+install_multus() {
+  log "installing Multus ${MULTUS_VERSION} (thick plugin)"
+  local dir="${work}/multus"
+  mkdir -p "${dir}"
+  fetch "https://raw.githubusercontent.com/k8snetworkplumbingwg/multus-cni/${MULTUS_VERSION}/deployments/multus-daemonset-thick.yml" \
+    "${dir}/multus-daemonset-thick.yml"
+  # The release's manifest names the snapshot image: pin the release's own.
+  # Its 50Mi memory limit is known to OOM-kill the daemon when many pods start
+  # at once (k8snetworkplumbingwg/multus-cni#1346).
+  cat >"${dir}/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [multus-daemonset-thick.yml]
+images:
+  - name: ghcr.io/k8snetworkplumbingwg/multus-cni
+    newTag: ${MULTUS_VERSION}-thick
+patches:
+  - target: {kind: DaemonSet, name: kube-multus-ds}
+    patch: |-
+      - op: replace
+        path: /spec/template/spec/containers/0/resources
+        value: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 512Mi}}
+EOF
+  kubectl apply -k "${dir}"
+  kubectl -n kube-system rollout status daemonset/kube-multus-ds --timeout=300s
+}
+
+install_whereabouts() {
+  log "installing whereabouts ${WHEREABOUTS_VERSION}"
+  local dir="${work}/whereabouts" file
+  local base="https://raw.githubusercontent.com/k8snetworkplumbingwg/whereabouts/${WHEREABOUTS_VERSION}/doc/crds"
+  local files=(
+    whereabouts.cni.cncf.io_ippools.yaml
+    whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml
+    whereabouts.cni.cncf.io_nodeslicepools.yaml
+    daemonset-install.yaml
+  )
+  mkdir -p "${dir}"
+  for file in "${files[@]}"; do fetch "${base}/${file}" "${dir}/${file}"; done
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources:"
+    for file in "${files[@]}"; do echo "  - ${file}"; done
+    echo "images:"
+    echo "  - name: ghcr.io/k8snetworkplumbingwg/whereabouts"
+    echo "    newTag: ${WHEREABOUTS_VERSION}"
+  } >"${dir}/kustomization.yaml"
+  kubectl apply -k "${dir}"
+  kubectl -n kube-system rollout status daemonset/whereabouts --timeout=300s
+}
+
+install_netservice() {
+  log "building ${IMAGE} and loading it into the nodes"
+  # No attestations: kind's import (ctr) fails on an image index whose
+  # attestation manifest docker save leaves out (kubernetes-sigs/kind#3795).
+  docker buildx build --load --provenance=false --sbom=false --tag "${IMAGE}" "${repo_root}"
+  kind load docker-image "${IMAGE}" --name "${cluster_name}"
+
+  log "installing deploy/ (image ${IMAGE})"
+  kubectl apply --server-side -k "${kind_dir}/overlay"
+  kubectl -n "${SYSTEM_NAMESPACE}" rollout status daemonset/netservice-agent --timeout=300s
+  kubectl -n "${SYSTEM_NAMESPACE}" rollout status deployment/netservice-aggregator --timeout=300s
+}
+
+apply_samples() {
+  log "applying the networks and the samples"
+  kubectl apply -f "${kind_dir}/networks.yaml"
+  kubectl apply -f "${repo_root}/hack/demo/samples/"
+  kubectl -n default rollout status deployment/utils --timeout=600s
+}
+
+# The addresses in the EndpointSlices of a NetService's Service, one a line, sorted.
+published_addresses() {
+  kubectl -n default get endpointslices -l "kubernetes.io/service-name=$1" \
+    -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}' | sort -u
+}
+
+wait_for_endpoints() {
+  local name=$1 want=$2 count deadline=$((SECONDS + 180))
+  log "waiting for ${want} ready endpoints of NetService ${name}"
+  while :; do
+    count=$(published_addresses "${name}" | awk 'NF { n++ } END { print n + 0 }')
+    [[ ${count} -eq ${want} ]] && break
+    [[ ${SECONDS} -lt ${deadline} ]] || fail "NetService ${name} has ${count} ready endpoints, not ${want}"
+    sleep 2
+  done
+  published_addresses "${name}" >&2
+}
+
+# The A records of a name as the client pod's resolver (CoreDNS) returns them, sorted.
+resolve() {
+  { kubectl -n default exec netservice-dns-client -- nslookup -type=a "$1" 2>/dev/null || true; } |
+    awk '/^Name:/ { answer = 1 } answer && /^Address:/ { print $2 }' | sort -u
+}
+
+dns_check() {
+  local name=corens fqdn=corens.default.svc.cluster.local. expected resolved address deadline=$((SECONDS + 120))
+  log "DNS check: ${fqdn} from a pod on the core network"
+  kubectl apply -f "${kind_dir}/dns-client.yaml"
+  kubectl -n default wait --for=condition=Ready pod/netservice-dns-client --timeout=300s
+  expected=$(published_addresses "${name}")
+  while :; do
+    resolved=$(resolve "${fqdn}")
+    [[ ${resolved} == "${expected}" ]] && break
+    [[ ${SECONDS} -lt ${deadline} ]] ||
+      fail "${fqdn} resolves to [${resolved//$'\n'/ }], the EndpointSlices hold [${expected//$'\n'/ }]"
+    sleep 2
+  done
+  for address in ${resolved}; do
+    [[ ${address} == 10.10.* ]] || fail "${fqdn} resolved to ${address}, outside the core network 10.10.0.0/16"
+    kubectl -n default exec netservice-dns-client -- ping -c 3 -W 2 "${address}" >/dev/null ||
+      fail "no answer from ${address} over the core network"
+    echo "${fqdn} -> ${address}: reachable" >&2
+  done
+  kubectl -n default delete pod netservice-dns-client --wait=false
+}
+
+run_e2e_tests() {
+  log "running test/e2e/netservice.e2e.test.ts against kind"
+  cd "${repo_root}"
+  [[ -x node_modules/.bin/tap ]] || npm ci
+  NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" npx tap test/e2e/netservice.e2e.test.ts
+}
+
+main() {
+  create_cluster
+  install_cni_plugins
+  install_multus
+  install_whereabouts
+  install_netservice
+  apply_samples
+  wait_for_endpoints corens 3
+  wait_for_endpoints accessns 3
+  dns_check
+  run_e2e_tests
+  log "all checks passed"
+}
+
+main
