@@ -15,7 +15,7 @@ import type { KubeObject } from "../../common/kube/object.ts";
 import { resourcePath } from "../../common/kube/resources.ts";
 import { freePort } from "../../hack/cluster/process.ts";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
-import { NodeAgent, netServiceInformer, type NodeAgentOptions } from "../../node-agent/agent.ts";
+import { NodeAgent, netServiceInformer, type NetServiceSource, type NodeAgentOptions } from "../../node-agent/agent.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import {
@@ -307,12 +307,22 @@ t.test("a restarted agent converges on what changed while it was down", async (t
 t.test("agents share one NetService watch; each reports only its node's pods", async (t) => {
   const netServices = netServiceInformer(http, { logger }).start();
   t.teardown(() => netServices.stop());
-  const other = agentFor(otherNode, { netServices });
+  // One object the API server would not accept today (stored under an older
+  // schema, say): the agent must skip it and publish the rest.
+  const invalid = netServiceObject("default", "invalid", { netAttachDef: "", selector: { sample: `s${oldMultus}` } });
+  const withInvalid: NetServiceSource = {
+    get synced() { return netServices.synced; },
+    get hasSynced() { return netServices.hasSynced; },
+    list: () => [...netServices.list(), { ...invalid, metadata: { ...invalid.metadata, uid: "u", resourceVersion: "1" } }],
+    onChange: (handler) => netServices.onChange(handler),
+  };
+  const other = agentFor(otherNode, { netServices: withInvalid });
   await other.start();
   const { spec } = await readReport(otherNode);
   t.same(spec.pods.map((p) => p.name), ["elsewhere"], "only the other node's pod");
   t.same([...endpointsOf(spec, "default", netServiceName(oldMultus, 0)).keys()], ["elsewhere"]);
   t.equal(spec.netServices.length, (await readReport()).spec.netServices.length, "the same NetServices as node-a's agent sees");
+  t.notOk(spec.netServices.some((e) => e.name === "invalid"), "an invalid NetService is skipped");
   await other.stop({ deleteReport: true });
   t.equal(await getObject(http, reportPath(otherNode)), undefined, "stop with deleteReport removes the report");
   t.ok(netServices.hasSynced, "the shared informer is not stopped with the agent");
