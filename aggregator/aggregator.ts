@@ -1,0 +1,650 @@
+// The aggregator: node reports + NetServices -> each NetService's Services,
+// Endpoints, EndpointSlices and status.
+//
+//   new Aggregator(clients, {identity, systemNamespace?, leaderElection = true, lease?, workers = 4, logger?, clock?, ...})
+//     start(): Promise<void>   starts the informers, resolves once they are synced; leads (or waits to) in the background
+//     stop(): Promise<void>    stops writing, releases the lease, stops the informers
+//     ready, leading           accessors for health checks
+//     metrics(): AggregatorMetrics   counters: writes by kind and verb, reconciles, durations, queue depth
+//
+// Informers run on every replica, so a standby holds warm caches; only the
+// leader runs the work queue and writes. Handlers only turn events into
+// NetService keys (keys.ts); a reconcile reads the caches, plans with pure
+// functions (plan.ts) and carries the plan out.
+import {
+  aggregatorFieldManager,
+  apiVersion,
+  defaultSystemNamespace,
+  labels,
+  netServiceConditionReasons,
+  netServiceKind,
+  netServicePlural,
+  netServiceSchema,
+  reportPlural,
+  sliceManagedBy,
+  type NetService,
+} from "../common/api.ts";
+import {
+  desiredStatus,
+  readyConditionType,
+  statusNeedsWrite,
+  type Condition,
+  type NetServiceStatus,
+  type StatusProblem,
+} from "../common/desired-status.ts";
+import { Applier } from "../common/kube/apply.ts";
+import type { KubeClients } from "../common/kube/client.ts";
+import { realClock, type Clock } from "../common/kube/clock.ts";
+import { isConflict, type KubeHttp } from "../common/kube/http.ts";
+import { Informer } from "../common/kube/informer.ts";
+import { LeaderElector } from "../common/kube/leader.ts";
+import { objectKey, type KubeObject } from "../common/kube/object.ts";
+import { resourcePath } from "../common/kube/resources.ts";
+import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
+import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
+import { mergeReports, type MergedNetService } from "../common/merge.ts";
+import { isRefusal, LeadershipLostError } from "./errors.ts";
+import { EventLimiter, EventRecorder, readyTransitionEvent } from "./events.ts";
+import { Expectations, type ObjectRef } from "./expectations.ts";
+import { netServiceKey, ownerKeyOf } from "./keys.ts";
+import { OwnerIndex } from "./owner-index.ts";
+import { controls, ownedKinds, planNetService, type Action, type Observed, type OwnedKind } from "./plan.ts";
+import { parseReport, ReportIndex, type CachedReport } from "./report-index.ts";
+import { creationSkeleton, ownedCollectionPath, ownedPath } from "./skeleton.ts";
+
+/** Reason of the Ready condition while the NetService does not parse (the CRD normally prevents it). */
+export const invalidSpecReason = "InvalidSpec";
+
+export const defaultLeaseName = "netservice-aggregator";
+
+export interface LeaseOptions {
+  /** Default "netservice-aggregator". */
+  name?: string;
+  /** Default the system namespace. */
+  namespace?: string;
+  leaseDurationSeconds?: number;
+  renewDeadlineSeconds?: number;
+  retryPeriodSeconds?: number;
+}
+
+export interface AggregatorOptions {
+  /** This replica, unique among replicas (the pod name): the lease holder and the events' reportingInstance. */
+  identity: string;
+  /** Where the reports (and by default the lease) live. Default netservice-system. */
+  systemNamespace?: string;
+  /** Default true. Without it, this replica writes as soon as its caches are synced: run exactly one. */
+  leaderElection?: boolean;
+  lease?: LeaseOptions;
+  /** Concurrent reconciles (never two for the same NetService). Default 4. */
+  workers?: number;
+  logger?: Logger;
+  clock?: Clock;
+  /** How long a reconcile waits at most for the caches to show the aggregator's own writes. Default 60 s. */
+  staleCacheTimeoutMs?: number;
+  /** Delay before looking again when the caches have not caught up yet. Default 250 ms. */
+  staleRequeueMs?: number;
+  /** How often a NetService whose names are taken by other objects looks again. Default 30 s. */
+  takenRecheckMs?: number;
+  /** At most one event per NetService and reason in this window. Default 5 min. */
+  eventWindowMs?: number;
+  /** Called after every reconcile (for a duration histogram). */
+  onReconciled?: (event: Reconciled) => void;
+  /** Passed to every informer (tests shorten them). */
+  informer?: { staleAfterMs?: number; backoff?: { initialMs?: number; maxMs?: number } };
+}
+
+export type AggregatorMetrics = {
+  leading: boolean;
+  ready: boolean;
+  /** Successful writes, by kind ("Service", ..., "NetService/status", "Event") and verb ("create", "apply", "delete"). */
+  writes: { kind: string; verb: string; count: number }[];
+  writeFailures: number;
+  reconciles: number;
+  reconcileErrors: number;
+  /** Reconciles postponed because the caches did not show our own writes yet. */
+  staleCacheRequeues: number;
+  reconcileDurationMs: { count: number; sum: number; max: number };
+  queueDepth: number;
+  queueDelayed: number;
+};
+
+/** One finished reconcile. */
+export type Reconciled = { key: string; queuedMs: number; workMs: number; failed: boolean };
+
+type Term = { queue: WorkQueue; signal: AbortSignal };
+
+type ExecuteOutcome = {
+  refused: StatusProblem[];
+  /** The first failure a retry should fix; the status waits for a pass that completes. */
+  retry?: unknown;
+  /** A create found the name taken by an object the caches do not hold; plan again with it known. */
+  discoveredTaken: boolean;
+};
+
+type NetServiceObject = KubeObject & { status?: Partial<NetServiceStatus> };
+
+export class Aggregator {
+  private readonly http: KubeHttp;
+  private readonly applier: Applier;
+  private readonly identity: string;
+  private readonly systemNamespace: string;
+  private readonly leaderElection: boolean;
+  private readonly lease: LeaseOptions;
+  private readonly workers: number;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly staleRequeueMs: number;
+  private readonly takenRecheckMs: number;
+  private readonly onReconciled: ((event: Reconciled) => void) | undefined;
+
+  private readonly netServices: Informer<NetServiceObject>;
+  private readonly reports: Informer<CachedReport>;
+  private readonly nodes: Informer<KubeObject>;
+  private readonly owned: Record<OwnedKind, Informer<KubeObject>>;
+  private readonly informers: Informer<KubeObject>[];
+
+  private readonly reportIndex = new ReportIndex();
+  private readonly ownerIndex: Record<OwnedKind, OwnerIndex> = {
+    Service: new OwnerIndex(),
+    Endpoints: new OwnerIndex(),
+    EndpointSlice: new OwnerIndex(),
+  };
+  private readonly liveNodes = new Set<string>();
+  private readonly expectations: Expectations;
+  /** Objects found (by a refused create) to hold a name we need, which the label-selected caches do not show. */
+  private readonly taken = new Map<string, { object: KubeObject; until: number; wantedBy: string }>();
+  private readonly events: EventRecorder;
+  private readonly eventLimiter: EventLimiter;
+
+  private readonly stopController = new AbortController();
+  private elector: LeaderElector | undefined;
+  private running: Promise<void> | undefined;
+  private term: Term | undefined;
+
+  private readonly writeCounts = new Map<string, number>();
+  private counters = {
+    writeFailures: 0,
+    reconciles: 0,
+    reconcileErrors: 0,
+    staleCacheRequeues: 0,
+    durationCount: 0,
+    durationSum: 0,
+    durationMax: 0,
+  };
+
+  constructor(clients: KubeClients, options: AggregatorOptions) {
+    if (!options.identity) throw new Error("the aggregator needs an identity (e.g. the pod name)");
+    const workers = options.workers ?? 4;
+    if (!Number.isInteger(workers) || workers < 1) throw new Error(`workers must be a positive integer, got ${workers}`);
+    this.http = clients.http;
+    this.applier = new Applier(clients.http, { fieldManager: aggregatorFieldManager });
+    this.identity = options.identity;
+    this.systemNamespace = options.systemNamespace ?? defaultSystemNamespace;
+    this.leaderElection = options.leaderElection ?? true;
+    this.lease = options.lease ?? {};
+    this.workers = workers;
+    this.log = options.logger ?? createLogger("aggregator", { identity: options.identity });
+    this.clock = options.clock ?? realClock;
+    this.staleRequeueMs = options.staleRequeueMs ?? 250;
+    this.takenRecheckMs = options.takenRecheckMs ?? 30_000;
+    this.onReconciled = options.onReconciled;
+    this.expectations = new Expectations({ ttlMs: options.staleCacheTimeoutMs ?? 60_000 });
+    this.eventLimiter = new EventLimiter({ windowMs: options.eventWindowMs ?? 5 * 60_000 });
+    this.events = new EventRecorder({
+      http: clients.http,
+      controller: `${apiVersion.split("/")[0]}/netservice-aggregator`,
+      instance: options.identity,
+      clock: this.clock,
+      logger: this.log,
+      limiter: this.eventLimiter,
+      onCreated: () => this.countWrite("Event", "create"),
+    });
+
+    const common = { http: clients.http, clock: this.clock, logger: this.log, ...options.informer };
+    this.netServices = new Informer<NetServiceObject>({
+      ...common,
+      path: resourcePath({ apiVersion, plural: netServicePlural }),
+    });
+    this.reports = new Informer<CachedReport>({
+      ...common,
+      path: resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace }),
+      transform: parseReport,
+    });
+    // Only a node's existence matters: keep its name, not its status.
+    this.nodes = new Informer<KubeObject>({
+      ...common,
+      path: "/api/v1/nodes",
+      transform: (node) => ({
+        apiVersion: node.apiVersion,
+        kind: node.kind,
+        metadata: { name: node.metadata?.name, uid: node.metadata?.uid, resourceVersion: node.metadata?.resourceVersion },
+      }),
+    });
+    // Kubernetes copies a Service's labels to the Endpoints and EndpointSlices
+    // it makes for it, so the template Service's own objects carry our label
+    // too: the second label picks out the ones the aggregator writes.
+    this.owned = {
+      Service: new Informer({ ...common, path: ownedCollectionPath("Service"), labelSelector: labels.netService }),
+      Endpoints: new Informer({
+        ...common,
+        path: ownedCollectionPath("Endpoints"),
+        labelSelector: `${labels.netService},${labels.skipMirror}=true`,
+      }),
+      EndpointSlice: new Informer({
+        ...common,
+        path: ownedCollectionPath("EndpointSlice"),
+        labelSelector: `${labels.netService},${labels.managedBy}=${sliceManagedBy}`,
+      }),
+    };
+    this.informers = [this.netServices, this.reports, this.nodes, ...Object.values(this.owned)];
+    this.registerHandlers();
+  }
+
+  /** Every informer has listed once. */
+  get ready(): boolean {
+    return this.informers.every((informer) => informer.hasSynced);
+  }
+
+  /** This replica runs the work queue and may write. */
+  get leading(): boolean {
+    return this.term !== undefined;
+  }
+
+  metrics(): AggregatorMetrics {
+    const c = this.counters;
+    return {
+      leading: this.leading,
+      ready: this.ready,
+      writes: [...this.writeCounts]
+        .map(([id, count]) => {
+          const [kind = "", verb = ""] = id.split(" ");
+          return { kind, verb, count };
+        })
+        .sort((a, b) => (a.kind + a.verb < b.kind + b.verb ? -1 : 1)),
+      writeFailures: c.writeFailures,
+      reconciles: c.reconciles,
+      reconcileErrors: c.reconcileErrors,
+      staleCacheRequeues: c.staleCacheRequeues,
+      reconcileDurationMs: { count: c.durationCount, sum: c.durationSum, max: c.durationMax },
+      queueDepth: this.term?.queue.depth ?? 0,
+      queueDelayed: this.term?.queue.delayed ?? 0,
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.running || this.stopController.signal.aborted) throw new Error("an aggregator starts once");
+    for (const informer of this.informers) informer.start();
+    await Promise.all(this.informers.map((informer) => informer.synced));
+    this.log.info(
+      { netServices: this.netServices.size, reports: this.reports.size, nodes: this.nodes.size },
+      "caches synced",
+    );
+    if (this.stopController.signal.aborted) return;
+    if (!this.leaderElection) {
+      this.running = this.lead(this.stopController.signal);
+      return;
+    }
+    this.elector = new LeaderElector({
+      client: this.http,
+      namespace: this.lease.namespace ?? this.systemNamespace,
+      name: this.lease.name ?? defaultLeaseName,
+      identity: this.identity,
+      clock: this.clock,
+      logger: this.log,
+      ...(this.lease.leaseDurationSeconds !== undefined ? { leaseDurationSeconds: this.lease.leaseDurationSeconds } : {}),
+      ...(this.lease.renewDeadlineSeconds !== undefined ? { renewDeadlineSeconds: this.lease.renewDeadlineSeconds } : {}),
+      ...(this.lease.retryPeriodSeconds !== undefined ? { retryPeriodSeconds: this.lease.retryPeriodSeconds } : {}),
+    });
+    this.running = this.elector
+      .run((signal) => this.lead(signal))
+      .catch((err: unknown) => this.log.error({ err }, "leader election ended with an error"));
+  }
+
+  /** Stops writing at once, releases the lease (so the other replica takes over without waiting), stops the informers. */
+  async stop(): Promise<void> {
+    this.stopController.abort();
+    await this.elector?.stop();
+    await this.running;
+    await Promise.all(this.informers.map((informer) => informer.stop()));
+  }
+
+  private registerHandlers(): void {
+    this.netServices.onChange((event) => {
+      if (event.type === "delete") this.forget(event.key);
+      this.enqueue(event.key);
+    });
+    this.reports.onChange((event) => {
+      const report = event.type === "delete" ? undefined : event.object;
+      if (report?.invalid) this.log.warn({ report: event.key, problems: report.invalid }, "ignoring a report that does not parse");
+      for (const key of this.reportIndex.update(event.key, report?.spec)) this.enqueue(key);
+    });
+    this.nodes.onChange((event) => {
+      if (event.type === "update") return;
+      if (event.type === "add") this.liveNodes.add(event.key);
+      else this.liveNodes.delete(event.key);
+      for (const key of this.reportIndex.netServiceKeysOfNode(event.key)) this.enqueue(key);
+    });
+    for (const kind of ownedKinds) {
+      this.owned[kind].onChange((event) => {
+        const owner = ownerKeyOf(event.object);
+        if (event.type === "delete") this.ownerIndex[kind].delete(event.key);
+        else this.ownerIndex[kind].set(event.key, owner);
+        if (owner) this.enqueue(owner);
+        if (event.type === "update") {
+          const previousOwner = ownerKeyOf(event.old);
+          if (previousOwner && previousOwner !== owner) this.enqueue(previousOwner);
+        }
+      });
+    }
+  }
+
+  private enqueue(key: string): void {
+    this.term?.queue.add(key);
+  }
+
+  private forget(key: string): void {
+    this.expectations.forget(key);
+    this.eventLimiter.forget(key);
+    for (const [id, entry] of this.taken) {
+      if (entry.wantedBy === key) this.taken.delete(id);
+    }
+  }
+
+  /** One leadership term: a fresh queue with every NetService in it, until the signal aborts. */
+  private async lead(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return;
+    const queue = new WorkQueue({
+      clock: this.clock,
+      logger: this.log,
+      onProcessed: (event) => this.observeProcessed(event),
+    });
+    const term: Term = { queue, signal };
+    this.term = term;
+    this.log.info({ netServices: this.netServices.size, workers: this.workers }, "leading: reconciling every NetService");
+    for (const key of this.netServices.keys()) queue.add(key);
+    const workers = queue.run(this.workers, (key) => this.reconcile(key, term));
+    await new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener("abort", () => resolve(), { once: true });
+    });
+    this.term = undefined;
+    this.log.info("no longer leading: writes stopped");
+    await queue.shutdown();
+    await workers;
+  }
+
+  private observeProcessed(event: ProcessedEvent): void {
+    if (event.error instanceof LeadershipLostError) return;
+    const c = this.counters;
+    c.reconciles++;
+    if (event.error !== undefined) c.reconcileErrors++;
+    c.durationCount++;
+    c.durationSum += event.workMs;
+    c.durationMax = Math.max(c.durationMax, event.workMs);
+    this.onReconciled?.({ key: event.key, queuedMs: event.queuedMs, workMs: event.workMs, failed: event.error !== undefined });
+  }
+
+  private async reconcile(key: string, term: Term): Promise<void> {
+    if (term.signal.aborted) return;
+    const log = reconcileLogger(this.log, key);
+    const raw = this.netServices.get(key);
+    if (!raw) {
+      this.forget(key);
+      log.debug("NetService gone; the garbage collector removes what it owned");
+      return;
+    }
+    if (raw.metadata?.deletionTimestamp) {
+      log.debug("NetService is being deleted");
+      return;
+    }
+    const pending = this.expectations.pending(key, (ref) => this.lookup(ref), this.clock.now());
+    if (pending.length > 0) {
+      this.counters.staleCacheRequeues++;
+      log.debug({ waitingFor: pending.map((item) => `${item.kind} ${item.key}`) }, "caches do not show our last writes yet; looking again shortly");
+      term.queue.addAfter(key, this.staleRequeueMs);
+      return;
+    }
+
+    const parsed = netServiceSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+      await this.writeInvalidStatus(raw, issues, term, log);
+      return;
+    }
+    const netService = parsed.data;
+    const merged = mergeReports(netService, this.reportIndex.reportsFor(key), this.liveNodes);
+
+    let plan = planNetService(netService, merged, this.observe(netService));
+    let outcome = await this.execute(netService, plan.actions, term, log);
+    for (let pass = 1; outcome.discoveredTaken && pass < 3; pass++) {
+      plan = planNetService(netService, merged, this.observe(netService));
+      outcome = await this.execute(netService, plan.actions, term, log);
+    }
+    if (outcome.retry !== undefined) throw outcome.retry;
+
+    const problems = [...plan.problems, ...outcome.refused];
+    await this.writeStatus(raw, netService, merged, problems, term, log);
+    if (plan.problems.some((problem) => problem.reason === netServiceConditionReasons.serviceNameTaken)) {
+      term.queue.addAfter(key, this.takenRecheckMs);
+    }
+    if (outcome.refused.length > 0) {
+      throw new Error(`the API server refused ${outcome.refused.length} writes: ${outcome.refused[0]?.message}`);
+    }
+    log.debug(
+      { actions: plan.actions.length, ready: merged.readyEndpoints, notReady: merged.notReadyEndpoints, nodes: merged.nodesReporting },
+      "reconciled",
+    );
+  }
+
+  private observe(netService: NetService): Observed {
+    const { namespace } = netService.metadata;
+    const key = netServiceKey(namespace, netService.metadata.name);
+    const now = this.clock.now();
+    return {
+      get: (kind, name) => {
+        const objectKeyText = `${namespace}/${name}`;
+        const cached = this.owned[kind].get(objectKeyText);
+        if (cached) return cached;
+        const taken = this.taken.get(`${kind} ${objectKeyText}`);
+        return taken && taken.until > now ? taken.object : undefined;
+      },
+      indexed: (kind) =>
+        this.ownerIndex[kind]
+          .objectsOf(key)
+          .map((objectKeyText) => this.owned[kind].get(objectKeyText))
+          .filter((object): object is KubeObject => object !== undefined),
+    };
+  }
+
+  private lookup(ref: ObjectRef): KubeObject | undefined {
+    if (ref.kind === netServiceKind) return this.netServices.get(ref.key);
+    return this.owned[ref.kind as OwnedKind]?.get(ref.key);
+  }
+
+  private async execute(netService: NetService, actions: Action[], term: Term, log: Logger): Promise<ExecuteOutcome> {
+    const outcome: ExecuteOutcome = { refused: [], discoveredTaken: false };
+    for (const action of actions) {
+      const target = action.verb === "delete" ? action.existing : action.desired;
+      const name = target.metadata?.name ?? "";
+      try {
+        if (action.verb === "create") {
+          if ((await this.create(netService, action.kind, action.desired, term, log)) === "taken") {
+            outcome.discoveredTaken = true;
+            return outcome;
+          }
+        } else if (action.verb === "update") {
+          await this.apply(netService, action.kind, action.desired, action.existing, term);
+        } else {
+          await this.remove(netService, action.kind, action.existing, action.ownerUid, term);
+          log.info({ kind: action.kind, name, why: action.why }, "deleted");
+        }
+      } catch (err) {
+        if (err instanceof LeadershipLostError || term.signal.aborted) throw new LeadershipLostError();
+        if (isRefusal(err)) {
+          log.warn({ err, kind: action.kind, name, verb: action.verb }, "the API server refused a write");
+          outcome.refused.push({
+            reason: netServiceConditionReasons.applyFailed,
+            message: `${action.verb} of ${action.kind} ${netService.metadata.namespace}/${name} failed: ${errorMessage(err)}`,
+          });
+        } else {
+          log.info({ err, kind: action.kind, name, verb: action.verb }, "write failed; retrying");
+          outcome.retry ??= err;
+        }
+      }
+    }
+    return outcome;
+  }
+
+  /** Creates a skeleton (which fails if the name is taken), then applies the full object to it. */
+  private async create(
+    netService: NetService,
+    kind: OwnedKind,
+    desired: KubeObject,
+    term: Term,
+    log: Logger,
+  ): Promise<"created" | "taken"> {
+    const { namespace } = netService.metadata;
+    const name = desired.metadata?.name ?? "";
+    let created: KubeObject;
+    try {
+      created = await this.write(term, kind, "create", () =>
+        this.http.request<KubeObject>({
+          method: "POST",
+          path: ownedPath(kind, namespace),
+          query: { fieldManager: aggregatorFieldManager },
+          body: creationSkeleton(kind, desired),
+          signal: term.signal,
+        }),
+      );
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      const live = await this.http.request<KubeObject>({ method: "GET", path: ownedPath(kind, namespace, name), signal: term.signal });
+      if (controls(netService, live)) {
+        // Ours, but not in the caches: they lag, or someone removed the labels they select by.
+        await this.apply(netService, kind, desired, live, term);
+        return "created";
+      }
+      this.taken.set(`${kind} ${namespace}/${name}`, {
+        object: live,
+        until: this.clock.now() + this.takenRecheckMs / 2,
+        wantedBy: netServiceKey(namespace, netService.metadata.name),
+      });
+      log.info({ kind, name }, "name taken by an object the NetService does not own");
+      return "taken";
+    }
+    const key = netServiceKey(namespace, netService.metadata.name);
+    this.expectations.written(key, { kind, key: objectKey(created) }, created.metadata?.resourceVersion, this.clock.now());
+    await this.apply(netService, kind, desired, created, term);
+    return "created";
+  }
+
+  /** Server-side apply to exactly the object we decided about: its uid is part of the request. */
+  private async apply(netService: NetService, kind: OwnedKind, desired: KubeObject, existing: KubeObject, term: Term): Promise<void> {
+    const body = { ...desired, metadata: { ...desired.metadata, uid: existing.metadata?.uid } };
+    const stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
+    const key = netServiceKey(netService.metadata.namespace, netService.metadata.name);
+    this.expectations.written(key, { kind, key: objectKey(stored) }, stored.metadata?.resourceVersion, this.clock.now());
+  }
+
+  private async remove(netService: NetService, kind: OwnedKind, existing: KubeObject, ownerUid: string, term: Term): Promise<void> {
+    const outcome = await this.write(term, kind, "delete", () =>
+      this.applier.deleteIfOwned(existing, ownerUid, { signal: term.signal }),
+    );
+    if (outcome === "deleted") {
+      const key = netServiceKey(netService.metadata.namespace, netService.metadata.name);
+      this.expectations.deleted(key, { kind, key: objectKey(existing) }, existing.metadata?.uid, this.clock.now());
+    }
+  }
+
+  private async writeStatus(
+    raw: NetServiceObject,
+    netService: NetService,
+    merged: MergedNetService,
+    problems: StatusProblem[],
+    term: Term,
+    log: Logger,
+  ): Promise<void> {
+    const previous = raw.status;
+    const status = desiredStatus(netService, merged, problems, previous?.conditions, new Date(this.clock.now()));
+    await this.applyStatus(raw, status, term, log);
+  }
+
+  private async writeInvalidStatus(raw: NetServiceObject, issues: string[], term: Term, log: Logger): Promise<void> {
+    const previous = raw.status;
+    const generation = raw.metadata?.generation ?? 0;
+    const before = previous?.conditions?.find((condition) => condition.type === readyConditionType);
+    const condition: Condition = {
+      type: readyConditionType,
+      status: "False",
+      observedGeneration: generation,
+      lastTransitionTime: before?.status === "False" ? before.lastTransitionTime : formatTime(this.clock.now()),
+      reason: invalidSpecReason,
+      message:
+        `the NetService does not parse (${issues.slice(0, 5).join("; ")}), so its objects are left as they are; ` +
+        "correct the spec (kubectl edit netservice)",
+    };
+    const status: NetServiceStatus = {
+      observedGeneration: generation,
+      conditions: [condition],
+      readyEndpoints: previous?.readyEndpoints ?? 0,
+      notReadyEndpoints: previous?.notReadyEndpoints ?? 0,
+      nodesReporting: previous?.nodesReporting ?? 0,
+    };
+    log.warn({ issues }, "NetService does not parse");
+    await this.applyStatus(raw, status, term, log);
+  }
+
+  /** Writes the status if it changed, and an event if the Ready condition made a transition. */
+  private async applyStatus(raw: NetServiceObject, status: NetServiceStatus, term: Term, log: Logger): Promise<void> {
+    const previous = raw.status;
+    if (!statusNeedsWrite(status, previous)) return;
+    const { namespace = "", name = "", uid = "" } = raw.metadata ?? {};
+    const stored = await this.write(term, `${netServiceKind}/status`, "apply", () =>
+      this.applier.applyStatus(
+        { apiVersion, kind: netServiceKind, metadata: { namespace, name, uid }, status },
+        { signal: term.signal },
+      ),
+    );
+    const key = netServiceKey(namespace, name);
+    this.expectations.written(key, { kind: netServiceKind, key }, stored.metadata?.resourceVersion, this.clock.now());
+    const [ready] = status.conditions;
+    const event = ready ? readyTransitionEvent(previous?.conditions, ready) : undefined;
+    if (ready) log.debug({ status: ready.status, reason: ready.reason }, "status written");
+    if (event) {
+      await this.events.record(
+        { apiVersion, kind: netServiceKind, namespace, name, uid },
+        event.type,
+        event.reason,
+        event.note,
+        term.signal,
+      );
+    }
+  }
+
+  /** Every write goes through here: only while leading, and counted. */
+  private async write<T>(term: Term, kind: string, verb: string, request: () => Promise<T>): Promise<T> {
+    if (term.signal.aborted || this.term !== term) throw new LeadershipLostError();
+    try {
+      const result = await request();
+      this.countWrite(kind, verb);
+      return result;
+    } catch (err) {
+      this.counters.writeFailures++;
+      throw err;
+    }
+  }
+
+  private countWrite(kind: string, verb: string): void {
+    const id = `${kind} ${verb}`;
+    this.writeCounts.set(id, (this.writeCounts.get(id) ?? 0) + 1);
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+// metav1.Time is RFC 3339 with second precision.
+function formatTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}

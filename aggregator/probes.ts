@@ -1,0 +1,148 @@
+// The aggregator's HTTP endpoints for the kubelet and Prometheus: /healthz
+// (the process serves), /readyz (caches synced; a standby is ready too, so
+// that a rolling update proceeds), /metrics.
+//
+//   const metrics = aggregatorMetrics(() => aggregator);   // pass metrics.reconciled as AggregatorOptions.onReconciled
+//   const probes = await serveProbes({ port: 8080, aggregator: () => aggregator, registry: metrics.registry, logger });
+//   ... await probes.close();
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Logger } from "../common/log.ts";
+import type { AggregatorMetrics, Reconciled } from "./aggregator.ts";
+
+/** What the endpoints read of the aggregator. */
+export interface ProbedAggregator {
+  readonly ready: boolean;
+  metrics(): AggregatorMetrics;
+}
+
+export interface AggregatorRegistry {
+  readonly registry: Registry;
+  /** Pass as AggregatorOptions.onReconciled. */
+  reconciled(event: Reconciled): void;
+}
+
+/** Metrics of one aggregator: counters and gauges read from aggregator.metrics() at scrape time, and a histogram. */
+export function aggregatorMetrics(aggregator: () => ProbedAggregator | undefined): AggregatorRegistry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const read = () => aggregator()?.metrics();
+  // Counters only go up: each scrape adds what the aggregator counted since the last.
+  const reported = new Map<string, number>();
+  const advance = (counter: Counter<string>, id: string, value: number, labels: Record<string, string> = {}) => {
+    const before = reported.get(id) ?? 0;
+    if (value > before) counter.inc(labels, value - before);
+    reported.set(id, value);
+  };
+  new Counter({
+    name: "netservice_aggregator_writes_total",
+    help: "Writes the API server accepted, by kind (Service, Endpoints, EndpointSlice, NetService/status, Event) and verb.",
+    labelNames: ["kind", "verb"],
+    registers: [registry],
+    collect() {
+      for (const { kind, verb, count } of read()?.writes ?? []) advance(this, `${kind} ${verb}`, count, { kind, verb });
+    },
+  });
+  const simple = (name: string, help: string, pick: (m: AggregatorMetrics) => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const metrics = read();
+        if (metrics) advance(this, name, pick(metrics));
+      },
+    });
+  simple("netservice_aggregator_write_failures_total", "Writes that failed.", (m) => m.writeFailures);
+  simple("netservice_aggregator_reconciles_total", "Reconciles of a NetService.", (m) => m.reconciles);
+  simple("netservice_aggregator_reconcile_errors_total", "Reconciles that failed and were retried with backoff.", (m) => m.reconcileErrors);
+  simple(
+    "netservice_aggregator_stale_cache_requeues_total",
+    "Reconciles postponed because the caches did not show the aggregator's own writes yet.",
+    (m) => m.staleCacheRequeues,
+  );
+  const gauge = (name: string, help: string, pick: (m: AggregatorMetrics) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const metrics = read();
+        this.set(metrics ? pick(metrics) : 0);
+      },
+    });
+  gauge("netservice_aggregator_leading", "1 while this replica is the leader and writes.", (m) => (m.leading ? 1 : 0));
+  gauge("netservice_aggregator_ready", "1 when the caches are synced.", (m) => (m.ready ? 1 : 0));
+  gauge("netservice_aggregator_queue_depth", "NetServices waiting to be reconciled.", (m) => m.queueDepth);
+  gauge("netservice_aggregator_queue_delayed", "NetServices waiting for a retry or recheck delay.", (m) => m.queueDelayed);
+  const duration = new Histogram({
+    name: "netservice_aggregator_reconcile_duration_seconds",
+    help: "Time of one reconcile of a NetService, writes included.",
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const queued = new Histogram({
+    name: "netservice_aggregator_queue_wait_seconds",
+    help: "From a NetService becoming due to a worker taking it.",
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  return {
+    registry,
+    reconciled(event) {
+      duration.observe(event.workMs / 1000);
+      queued.observe(event.queuedMs / 1000);
+    },
+  };
+}
+
+export interface ProbeServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function serveProbes(options: {
+  port: number;
+  aggregator: () => ProbedAggregator | undefined;
+  registry: Registry;
+  logger: Logger;
+}): Promise<ProbeServer> {
+  const { aggregator, registry, logger } = options;
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const reply = (code: number, body: string, type = "text/plain; charset=utf-8") => {
+      res.writeHead(code, { "content-type": type });
+      res.end(body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
+    if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
+    if (path === "/readyz") return aggregator()?.ready ? reply(200, "ok\n") : reply(503, "caches not synced\n");
+    if (path === "/metrics") {
+      registry
+        .metrics()
+        .then((text) => reply(200, text, registry.contentType))
+        .catch((err: unknown) => {
+          logger.warn({ err }, "could not collect metrics");
+          reply(500, "could not collect metrics\n");
+        });
+      return;
+    }
+    reply(404, "not found\n");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
