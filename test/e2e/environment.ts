@@ -1,0 +1,33 @@
+// Where the end-to-end tests run. By default: the local system (control
+// plane, simulated nodes with the fake Multus, agents and aggregator in this
+// process). With NETSERVICE_E2E_KUBECONFIG: a real cluster where deploy/ is
+// installed and Multus runs (hack/kind/e2e.sh); tests that need to steer the
+// simulation (flip readiness, restart an agent) are skipped there.
+import type { Test } from "tap";
+import { KubeConfig } from "@kubernetes/client-node";
+import { Applier } from "../../common/kube/apply.ts";
+import { makeClients, type KubeClients } from "../../common/kube/client.ts";
+import { createRootLogger } from "../../common/log.ts";
+import { LocalSystem, type LocalSystemOptions } from "../../hack/local-system.ts";
+
+export type E2eEnvironment = {
+  clients: KubeClients;
+  applier: Applier;
+  /** Present when the test steers a local simulated cluster. */
+  local?: LocalSystem;
+};
+
+export async function openEnvironment(t: Test, options: LocalSystemOptions = {}): Promise<E2eEnvironment> {
+  const kubeconfig = process.env.NETSERVICE_E2E_KUBECONFIG;
+  if (kubeconfig) {
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(kubeconfig);
+    const clients = makeClients(kubeConfig, { userAgent: "netservice-e2e/0.1.0" });
+    t.teardown(() => clients.close());
+    return { clients, applier: new Applier(clients.http, { fieldManager: "netservice-e2e" }) };
+  }
+  const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
+  const local = await LocalSystem.start({ report: (line) => t.comment(line), logger, ...options });
+  t.teardown(() => local.stop());
+  return { clients: local.clients, applier: new Applier(local.clients.http, { fieldManager: "netservice-e2e" }), local };
+}
