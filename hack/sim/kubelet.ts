@@ -139,11 +139,6 @@ export class FakeKubelet {
     await this.#queue.addAndWait(key);
   }
 
-  /** Resolves once the pod runs with the status written (for tests that create pods and wait). */
-  async whenRunning(namespace: string, name: string): Promise<void> {
-    await this.#queue.addAndWait(`${namespace}/${name}`);
-  }
-
   // In the informer's event handler: a pod that already runs holds its addresses before any new pod is given one.
   #admit(key: string, pod: PodJson) {
     this.#state(key, pod);
