@@ -217,19 +217,21 @@ apply_samples() {
   kubectl -n default rollout status deployment/utils --timeout=600s
 }
 
-# The addresses in the EndpointSlices of a NetService's Service, one a line, sorted.
+# The ready IPv4 addresses in the EndpointSlices of a NetService's Service,
+# one a line, sorted: what an A query for its name should return.
 published_addresses() {
   kubectl -n default get endpointslices -l "kubernetes.io/service-name=$1" \
-    -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}' | sort -u
+    -o jsonpath='{range .items[?(@.addressType=="IPv4")].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}' |
+    sort -u
 }
 
 wait_for_endpoints() {
   local name=$1 want=$2 count deadline=$((SECONDS + 180))
-  log "waiting for ${want} ready endpoints of NetService ${name}"
+  log "waiting for ${want} ready IPv4 endpoints of NetService ${name}"
   while :; do
     count=$(published_addresses "${name}" | awk 'NF { n++ } END { print n + 0 }')
     [[ ${count} -eq ${want} ]] && break
-    [[ ${SECONDS} -lt ${deadline} ]] || fail "NetService ${name} has ${count} ready endpoints, not ${want}"
+    [[ ${SECONDS} -lt ${deadline} ]] || fail "NetService ${name} has ${count} ready IPv4 endpoints, not ${want}"
     sleep 2
   done
   published_addresses "${name}" >&2
