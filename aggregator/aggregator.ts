@@ -45,7 +45,7 @@ import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type MergedNetService } from "../common/merge.ts";
 import { isRefusal, LeadershipLostError } from "./errors.ts";
 import { EventLimiter, EventRecorder, readyTransitionEvent } from "./events.ts";
-import { Expectations, type ObjectRef } from "./expectations.ts";
+import { Expectations, type CacheView, type ObjectRef } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
 import { OwnerIndex } from "./owner-index.ts";
 import { controls, ownedKinds, planNetService, type Action, type Observed, type OwnedKind } from "./plan.ts";
@@ -456,9 +456,10 @@ export class Aggregator {
     };
   }
 
-  private lookup(ref: ObjectRef): KubeObject | undefined {
-    if (ref.kind === netServiceKind) return this.netServices.get(ref.key);
-    return this.owned[ref.kind as OwnedKind]?.get(ref.key);
+  private lookup(ref: ObjectRef): CacheView {
+    const informer: Informer<KubeObject> | undefined =
+      ref.kind === netServiceKind ? this.netServices : this.owned[ref.kind as OwnedKind];
+    return { object: informer?.get(ref.key), collectionVersion: informer?.health().resourceVersion };
   }
 
   private async execute(netService: NetService, actions: Action[], term: Term, log: Logger): Promise<ExecuteOutcome> {

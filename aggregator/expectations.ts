@@ -11,19 +11,33 @@ export type Expectation =
   /** We deleted the object with this uid; the cache must no longer hold it. */
   | { type: "deleted"; uid: string; since: number };
 
+/** What a cache knows about one object: the object if it holds it, and how far its watch has come. */
+export type CacheView = {
+  object: KubeObject | undefined;
+  /** The last resourceVersion the informer saw on its list or watch (any object, or a bookmark). */
+  collectionVersion: string | undefined;
+};
+
 /**
- * Whether the cached object shows our write. resourceVersions are opaque:
- * equal means seen; beyond that, every storage Kubernetes ships (etcd)
- * issues them as increasing integers, and only then is a greater one
- * taken as "seen, and changed again since".
+ * Whether the cache shows our write: it holds the object at that version, or
+ * its watch has passed that version (so whatever happened to the object
+ * since, a later change or someone deleting it, is in the cache too).
+ *
+ * resourceVersions are opaque: equal means seen; beyond that, every storage
+ * Kubernetes ships (etcd) issues them as increasing integers, and only then
+ * is a greater one taken as "later".
  */
-export function expectationMet(expectation: Expectation, cached: KubeObject | undefined): boolean {
-  if (expectation.type === "deleted") return cached?.metadata?.uid !== expectation.uid;
-  const seen = cached?.metadata?.resourceVersion;
-  if (seen === undefined) return false;
-  if (seen === expectation.resourceVersion) return true;
+export function expectationMet(expectation: Expectation, cache: CacheView): boolean {
+  if (expectation.type === "deleted") return cache.object?.metadata?.uid !== expectation.uid;
+  const wanted = expectation.resourceVersion;
+  const seen = cache.object?.metadata?.resourceVersion;
+  return seen === wanted || atOrAfter(seen, wanted) || atOrAfter(cache.collectionVersion, wanted);
+}
+
+function atOrAfter(seen: string | undefined, wanted: string): boolean {
   const integer = /^[1-9][0-9]*$/;
-  return integer.test(seen) && integer.test(expectation.resourceVersion) && BigInt(seen) > BigInt(expectation.resourceVersion);
+  if (seen === undefined || !integer.test(seen) || !integer.test(wanted)) return false;
+  return BigInt(seen) >= BigInt(wanted);
 }
 
 /** An object the expectations are about: its kind and cache key. */
@@ -59,7 +73,7 @@ export class Expectations {
    * The expectations of an owner that the caches do not meet yet; met and
    * expired ones are dropped. `lookup` reads the cache of the ref's kind.
    */
-  pending(owner: string, lookup: (ref: ObjectRef) => KubeObject | undefined, now: number): PendingExpectation[] {
+  pending(owner: string, lookup: (ref: ObjectRef) => CacheView, now: number): PendingExpectation[] {
     const mine = this.byOwner.get(owner);
     if (!mine) return [];
     const pending: PendingExpectation[] = [];
