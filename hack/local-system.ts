@@ -6,10 +6,10 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { Aggregator, type AggregatorOptions } from "../aggregator/aggregator.ts";
 import { defaultSystemNamespace } from "../common/api.ts";
 import { Applier } from "../common/kube/apply.ts";
-import { makeClients, type KubeClients } from "../common/kube/client.ts";
+import { makeClients, type ClientOptions, type KubeClients } from "../common/kube/client.ts";
 import type { Logger } from "../common/log.ts";
 import { NodeAgent, netServiceInformer, type NodeAgentOptions } from "../node-agent/agent.ts";
-import { ControlPlane } from "./cluster/control-plane.ts";
+import { ControlPlane, type ControlPlaneOptions } from "./cluster/control-plane.ts";
 import { applyManifests, loadManifests } from "./manifests.ts";
 import { SimulatedCluster, type SimulatedClusterOptions } from "./sim/cluster.ts";
 
@@ -24,6 +24,10 @@ export type LocalSystemOptions = {
   sim?: Partial<Omit<SimulatedClusterOptions, "kubeConfig" | "clients">>;
   agent?: Omit<NodeAgentOptions, "netServices" | "logger">;
   aggregator?: Partial<AggregatorOptions>;
+  /** Control-plane settings, e.g. extra component flags (the benchmark's audit log and kube-controller-manager flags). */
+  plane?: Omit<ControlPlaneOptions, "report">;
+  /** Agents get clients of their own (a user agent, a request observer) instead of the system's; closed at stop. */
+  agentClients?: Pick<ClientOptions, "userAgent" | "observer" | "maxConnections">;
 };
 
 export class LocalSystem {
@@ -36,6 +40,7 @@ export class LocalSystem {
   aggregator: Aggregator | undefined;
   readonly #options: LocalSystemOptions;
   readonly #netServices: ReturnType<typeof netServiceInformer>;
+  readonly #agentClients: KubeClients;
 
   private constructor(plane: ControlPlane, options: LocalSystemOptions) {
     this.plane = plane;
@@ -44,6 +49,7 @@ export class LocalSystem {
     this.kubeConfig.loadFromFile(plane.kubeconfig);
     this.clients = makeClients(this.kubeConfig, { userAgent: "netservice-local/0.1.0", maxConnections: 32 });
     this.applier = new Applier(this.clients.http, { fieldManager: "netservice-local" });
+    this.#agentClients = options.agentClients ? makeClients(this.kubeConfig, { maxConnections: 32, ...options.agentClients }) : this.clients;
     this.sim = new SimulatedCluster({ kubeConfig: this.kubeConfig, clients: this.clients, ...(options.logger ? { logger: options.logger } : {}), ...options.sim });
     // One NetService watch serves every agent of this process, as one per node would in a cluster.
     this.#netServices = netServiceInformer(this.clients.http, options.logger ? { logger: options.logger } : {});
@@ -51,7 +57,7 @@ export class LocalSystem {
 
   /** Starts everything; on failure stops what already runs and rethrows. */
   static async start(options: LocalSystemOptions = {}): Promise<LocalSystem> {
-    const plane = await ControlPlane.start(options.report ? { report: options.report } : {});
+    const plane = await ControlPlane.start({ ...options.plane, ...(options.report ? { report: options.report } : {}) });
     const system = new LocalSystem(plane, options);
     try {
       await system.#start(options.nodes ?? 3);
@@ -76,7 +82,7 @@ export class LocalSystem {
   }
 
   async startAgent(nodeName: string): Promise<NodeAgent> {
-    const agent = new NodeAgent(nodeName, this.clients, {
+    const agent = new NodeAgent(nodeName, this.#agentClients, {
       ...this.#options.agent,
       netServices: this.#netServices,
       ...(this.#options.logger ? { logger: this.#options.logger.child({ node: nodeName }) } : {}),
@@ -114,6 +120,7 @@ export class LocalSystem {
     await this.stopAggregator().catch(() => undefined);
     await this.#netServices.stop();
     await this.sim.stop().catch(() => undefined);
+    if (this.#agentClients !== this.clients) await this.#agentClients.close();
     await this.clients.close();
     await this.plane.stop();
   }
