@@ -385,6 +385,16 @@ export class Aggregator {
   }
 
   private async reconcile(key: string, term: Term): Promise<void> {
+    try {
+      await this.reconcileNetService(key, term);
+    } catch (err) {
+      // A request cut short by the end of leadership is no failure of the NetService.
+      if (term.signal.aborted) throw new LeadershipLostError();
+      throw err;
+    }
+  }
+
+  private async reconcileNetService(key: string, term: Term): Promise<void> {
     if (term.signal.aborted) return;
     const log = reconcileLogger(this.log, key);
     const raw = this.netServices.get(key);
@@ -423,7 +433,9 @@ export class Aggregator {
     if (outcome.retry !== undefined) throw outcome.retry;
 
     const problems = [...plan.problems, ...outcome.refused];
-    await this.writeStatus(raw, netService, merged, problems, term, log);
+    // The counts say what is published, which is nothing while the Service's name is someone else's.
+    const shown = plan.publishing ? merged : { ...merged, endpoints: [], readyEndpoints: 0, notReadyEndpoints: 0 };
+    await this.writeStatus(raw, netService, shown, problems, term, log);
     if (plan.problems.some((problem) => problem.reason === netServiceConditionReasons.serviceNameTaken)) {
       term.queue.addAfter(key, this.takenRecheckMs);
     }
@@ -445,7 +457,9 @@ export class Aggregator {
         const objectKeyText = `${namespace}/${name}`;
         const cached = this.owned[kind].get(objectKeyText);
         if (cached) return cached;
-        const taken = this.taken.get(`${kind} ${objectKeyText}`);
+        const id = `${kind} ${objectKeyText}`;
+        const taken = this.taken.get(id);
+        if (taken && taken.until <= now) this.taken.delete(id);
         return taken && taken.until > now ? taken.object : undefined;
       },
       indexed: (kind) =>

@@ -32,6 +32,8 @@ export type Plan = {
   /** Creates and updates first (Services, Endpoints, slices), then deletes, so nothing published blinks out. */
   actions: Action[];
   problems: StatusProblem[];
+  /** False when the Service named like the NetService is someone else's: no endpoint is published then. */
+  publishing: boolean;
 };
 
 /** What to do about one desired object, given what holds its name now. */
@@ -117,7 +119,7 @@ export function planNetService(netService: NetService, merged: MergedNetService,
       deletes.push({ verb: "delete", kind, existing, ownerUid: netService.metadata.uid, why: "obsolete" });
     }
   }
-  return { actions: [...writes, ...deletes], problems };
+  return { actions: [...writes, ...deletes], problems, publishing: headless.decision !== "taken" };
 }
 
 type Role = "headless" | "template" | "endpoints" | "slice";

@@ -293,6 +293,7 @@ t.test("a user's own Service named like the NetService is never touched, and the
   }, wait);
   t.equal(condition?.status, "False");
   t.match(condition?.message, /Service agg\/taken already exists and is not owned by this NetService/);
+  t.equal((await published.netService("taken"))?.status?.readyEndpoints, 0, "nothing counted as published");
   await eventually(async () => expect((await published.events("taken")).some((e) => e.reason === "ServiceNameTaken" && e.type === "Warning"), "a warning event"), wait);
 
   const after = await published.service("taken");

@@ -117,6 +117,7 @@ t.test("planNetService: from nothing to everything, then nothing to do", async (
     "create EndpointSlice corens-ipv6-0",
   ]);
   t.same(first.problems, []);
+  t.equal(first.publishing, true);
   const again = planNetService(corens, twoPods, observed(published(twoPods)));
   t.same(summary(again.actions), [], "what exists is what is wanted: no write");
 });
@@ -175,6 +176,7 @@ t.test("planNetService: a Service named like the NetService that is someone else
   t.equal(plan.problems[0]?.reason, "ServiceNameTaken");
   t.match(plan.problems[0]?.message, /Service default\/corens already exists and is not owned by this NetService/);
   t.match(plan.problems[0]?.message, /create the NetService under another name/);
+  t.equal(plan.publishing, false, "the status counts nothing as published");
 
   const fresh = planNetService(corens, twoPods, observed([foreign("Service", "corens")]));
   t.same(summary(fresh.actions), ["create Service corens-template"], "from nothing: only the template Service");
