@@ -1,0 +1,86 @@
+// One node's report -> the report objects that carry it. A node whose report
+// would outgrow one object (thousands of NetServices selecting its pods)
+// publishes it in parts named `<node>`, `<node>.1`, `<node>.2`, ..., each a
+// complete report in itself: whole NetService entries plus the pods those
+// entries refer to, re-indexed. The aggregator merges parts like any other
+// reports of the node, so nothing downstream knows about parts.
+import type { ReportNetService, ReportPod, ReportSpec } from "./api.ts";
+
+export type PartLimits = {
+  /** Serialized spec size a part should stay under. */
+  maxBytes: number;
+  /** The report CRD's maxItems for spec.netServices. */
+  maxNetServices: number;
+};
+
+/**
+ * Splits a report into parts that each fit the limits, filling parts in the
+ * report's own (sorted) order so that a small change moves few entries
+ * between parts. The first part always exists: it carries the node's
+ * presence even when no NetService selects anything there. A single entry
+ * larger than maxBytes (impossible at a node's pod limit) gets a part of its
+ * own rather than being dropped.
+ */
+export function splitReport(spec: ReportSpec, limits: PartLimits): ReportSpec[] {
+  const parts: ReportSpec[] = [];
+  let current = newPart(spec);
+  let currentBytes = baseBytes(spec);
+  for (const entry of spec.netServices) {
+    const entryBytes = entryCost(entry, spec.pods, current);
+    const full = current.spec.netServices.length >= limits.maxNetServices || currentBytes + entryBytes > limits.maxBytes;
+    if (full && current.spec.netServices.length > 0) {
+      parts.push(current.spec);
+      current = newPart(spec);
+      currentBytes = baseBytes(spec);
+    }
+    currentBytes += entryCost(entry, spec.pods, current);
+    add(current, entry, spec.pods);
+  }
+  parts.push(current.spec);
+  return parts;
+}
+
+/** The object name of part `index` of a node's report. */
+export function reportPartName(nodeName: string, index: number): string {
+  return index === 0 ? nodeName : `${nodeName}.${index}`;
+}
+
+type Building = { spec: ReportSpec; podIndex: Map<number, number> };
+
+function newPart(spec: ReportSpec): Building {
+  const { pods: _pods, netServices: _netServices, ...rest } = spec;
+  return { spec: { ...rest, pods: [], netServices: [] }, podIndex: new Map() };
+}
+
+function add(part: Building, entry: ReportNetService, pods: readonly ReportPod[]): void {
+  const endpoints = entry.endpoints.map((endpoint) => {
+    let index = part.podIndex.get(endpoint.pod);
+    if (index === undefined) {
+      index = part.spec.pods.length;
+      part.spec.pods.push(pods[endpoint.pod]!);
+      part.podIndex.set(endpoint.pod, index);
+    }
+    return { ...endpoint, pod: index };
+  });
+  part.spec.netServices.push({ ...entry, endpoints });
+}
+
+/** Bytes an entry adds to a part: the entry itself plus the pods the part does not list yet. */
+function entryCost(entry: ReportNetService, pods: readonly ReportPod[], part: Building): number {
+  let bytes = jsonBytes(entry) + 1;
+  const counted = new Set<number>();
+  for (const endpoint of entry.endpoints) {
+    if (part.podIndex.has(endpoint.pod) || counted.has(endpoint.pod)) continue;
+    counted.add(endpoint.pod);
+    bytes += jsonBytes(pods[endpoint.pod]) + 1;
+  }
+  return bytes;
+}
+
+function baseBytes(spec: ReportSpec): number {
+  return jsonBytes({ ...spec, pods: [], netServices: [] });
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value), "utf8");
+}
