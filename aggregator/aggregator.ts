@@ -491,18 +491,18 @@ export class Aggregator {
           await this.apply(netService, action.kind, action.desired, action.existing, term);
         } else {
           await this.remove(netService, action.kind, action.existing, action.ownerUid, term);
-          log.info({ kind: action.kind, name, why: action.why }, "deleted");
+          log.info({ kind: action.kind, object: name, why: action.why }, "deleted");
         }
       } catch (err) {
         if (err instanceof LeadershipLostError || term.signal.aborted) throw new LeadershipLostError();
         if (isRefusal(err)) {
-          log.warn({ err, kind: action.kind, name, verb: action.verb }, "the API server refused a write");
+          log.warn({ err, kind: action.kind, object: name, verb: action.verb }, "the API server refused a write");
           outcome.refused.push({
             reason: netServiceConditionReasons.applyFailed,
             message: `${action.verb} of ${action.kind} ${netService.metadata.namespace}/${name} failed: ${errorMessage(err)}`,
           });
         } else {
-          log.info({ err, kind: action.kind, name, verb: action.verb }, "write failed; retrying");
+          log.info({ err, kind: action.kind, object: name, verb: action.verb }, "write failed; retrying");
           outcome.retry ??= err;
         }
       }
@@ -544,7 +544,7 @@ export class Aggregator {
         until: this.clock.now() + this.takenRecheckMs / 2,
         wantedBy: netServiceKey(namespace, netService.metadata.name),
       });
-      log.info({ kind, name }, "name taken by an object the NetService does not own");
+      log.info({ kind, object: name }, "name taken by an object the NetService does not own");
       return "taken";
     }
     const key = netServiceKey(namespace, netService.metadata.name);

@@ -1,7 +1,7 @@
 // The node reports as the aggregator reads them: parsed once when they enter
 // the cache, and indexed by the NetServices they mention and by node, so that
 // a reconcile touches only the entries of its own NetService.
-import { reportSpecSchema, type ReportSpec } from "../common/api.ts";
+import { reportSpecSchema, type ReportNetService, type ReportSpec } from "../common/api.ts";
 import type { KubeObject } from "../common/kube/object.ts";
 import type { NodeReport } from "../common/merge.ts";
 import { changedNetServiceKeys, netServiceKey } from "./keys.ts";
@@ -23,7 +23,7 @@ export function parseReport(raw: KubeObject): CachedReport {
   return { ...base, invalid: issues.slice(0, 5).join("; ") };
 }
 
-type Indexed = { nodeName: string; spec: ReportSpec; keys: string[] };
+type Indexed = { nodeName: string; spec: ReportSpec; entries: Map<string, ReportNetService[]> };
 
 export class ReportIndex {
   private readonly reports = new Map<string, Indexed>();
@@ -37,14 +37,20 @@ export class ReportIndex {
   update(reportKey: string, spec: ReportSpec | undefined): string[] {
     const previous = this.reports.get(reportKey);
     if (previous) {
-      for (const key of previous.keys) removeFrom(this.byNetService, key, reportKey);
+      for (const key of previous.entries.keys()) removeFrom(this.byNetService, key, reportKey);
       removeFrom(this.byNode, previous.nodeName, reportKey);
       this.reports.delete(reportKey);
     }
     if (spec) {
-      const keys = [...new Set(spec.netServices.map((entry) => netServiceKey(entry.namespace, entry.name)))];
-      this.reports.set(reportKey, { nodeName: spec.nodeName, spec, keys });
-      for (const key of keys) addTo(this.byNetService, key, reportKey);
+      const entries = new Map<string, ReportNetService[]>();
+      for (const entry of spec.netServices) {
+        const key = netServiceKey(entry.namespace, entry.name);
+        const group = entries.get(key);
+        if (group) group.push(entry);
+        else entries.set(key, [entry]);
+      }
+      this.reports.set(reportKey, { nodeName: spec.nodeName, spec, entries });
+      for (const key of entries.keys()) addTo(this.byNetService, key, reportKey);
       addTo(this.byNode, spec.nodeName, reportKey);
     }
     return changedNetServiceKeys(previous?.spec, spec);
@@ -59,10 +65,8 @@ export class ReportIndex {
     const views: NodeReport[] = [];
     for (const reportKey of this.byNetService.get(netServiceKeyText) ?? []) {
       const indexed = this.reports.get(reportKey);
-      if (!indexed) continue;
-      const entries = indexed.spec.netServices.filter(
-        (entry) => netServiceKey(entry.namespace, entry.name) === netServiceKeyText,
-      );
+      const entries = indexed?.entries.get(netServiceKeyText);
+      if (!indexed || !entries) continue;
       views.push({ nodeName: indexed.nodeName, spec: { ...indexed.spec, netServices: entries } });
     }
     return views;
@@ -72,7 +76,7 @@ export class ReportIndex {
   netServiceKeysOfNode(nodeName: string): string[] {
     const keys = new Set<string>();
     for (const reportKey of this.byNode.get(nodeName) ?? []) {
-      for (const key of this.reports.get(reportKey)?.keys ?? []) keys.add(key);
+      for (const key of this.reports.get(reportKey)?.entries.keys() ?? []) keys.add(key);
     }
     return [...keys].sort();
   }
