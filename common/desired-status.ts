@@ -52,7 +52,14 @@ export function desiredStatus(
   return {
     observedGeneration: generation,
     conditions: [
-      { type: readyConditionType, status, observedGeneration: generation, lastTransitionTime, reason, message },
+      {
+        type: readyConditionType,
+        status,
+        observedGeneration: generation,
+        lastTransitionTime,
+        reason,
+        message,
+      },
     ],
     readyEndpoints: merged.readyEndpoints,
     notReadyEndpoints: merged.notReadyEndpoints,
@@ -110,7 +117,9 @@ function readiness(
   return {
     status: "True",
     reason: netServiceConditionReasons.ready,
-    message: `${merged.readyEndpoints} ready and ${merged.notReadyEndpoints} not ready pods published from ${merged.nodesReporting} nodes`,
+    message:
+      `${merged.readyEndpoints} ready and ${merged.notReadyEndpoints} not ready pods ` +
+      `published from ${merged.nodesReporting} nodes`,
   };
 }
 

@@ -121,7 +121,10 @@ function supersedes(time: number, nodeName: string, previousTime: number, previo
   return time > previousTime || (time === previousTime && nodeName < previousNode);
 }
 
-function publishableAddresses(reported: readonly string[], families: ReadonlySet<string> | undefined): string[] {
+function publishableAddresses(
+  reported: readonly string[],
+  families: ReadonlySet<string> | undefined,
+): string[] {
   const addresses = new Set<string>();
   for (const text of reported) {
     const canonical = canonicalAddress(text);

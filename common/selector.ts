@@ -14,6 +14,6 @@ export function selectorMatches(
   labels: Readonly<Record<string, string>> | undefined,
 ): boolean {
   const entries = Object.entries(selector);
-  if (entries.length === 0) return false;
-  return entries.every(([key, value]) => labels !== undefined && Object.hasOwn(labels, key) && labels[key] === value);
+  if (entries.length === 0 || labels === undefined) return false;
+  return entries.every(([key, value]) => Object.hasOwn(labels, key) && labels[key] === value);
 }

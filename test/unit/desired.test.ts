@@ -23,6 +23,7 @@ const owner = {
   blockOwnerDeletion: true,
 };
 const trigger = "2026-01-01T00:00:00.000Z";
+const podRef = (name: string) => ({ kind: "Pod", namespace: "default", name, uid: `uid-${name}` });
 
 function endpoint(name: string, addresses: string[], state: Partial<MergedEndpoint> = {}): MergedEndpoint {
   const serving = state.serving ?? true;
@@ -120,7 +121,11 @@ t.test("the selectorless Service's IP families follow spec.ipFamilies", async (t
 t.test("a Service is rewritten only when a field we own changed", async (t) => {
   const { headless, template } = desiredServices(corens);
   const asStored = structuredClone(template);
-  asStored.metadata = { ...asStored.metadata, resourceVersion: "7", labels: { ...asStored.metadata?.labels, extra: "x" } };
+  asStored.metadata = {
+    ...asStored.metadata,
+    resourceVersion: "7",
+    labels: { ...asStored.metadata?.labels, extra: "x" },
+  };
   asStored.spec = {
     ...asStored.spec,
     type: "ClusterIP",
@@ -141,9 +146,14 @@ t.test("a Service is rewritten only when a field we own changed", async (t) => {
   const fewerPorts = desiredServices(netService({ name: "corens", uid: "uid-corens", ports: [ports[0]] }));
   t.ok(serviceNeedsWrite(fewerPorts.template, asStored), "a removed port is written");
   t.ok(serviceNeedsWrite(template, { ...asStored, metadata: { ...asStored.metadata, ownerReferences: [] } }));
-  t.ok(serviceNeedsWrite(headless, { ...structuredClone(headless), spec: { ...headless.spec, selector: { a: "b" } } }));
+  const withSelector = { ...structuredClone(headless), spec: { ...headless.spec, selector: { a: "b" } } };
+  t.ok(serviceNeedsWrite(headless, withSelector), "a selector on the selectorless Service is removed");
   const v6 = desiredServices(netService({ name: "corens", uid: "uid-corens", ports, ipFamilies: ["IPv6"] })).headless;
-  t.ok(serviceNeedsWrite(v6, { ...structuredClone(headless), spec: { ...headless.spec, ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv4"] } }));
+  const storedV4 = {
+    ...structuredClone(headless),
+    spec: { ...headless.spec, ipFamilyPolicy: "SingleStack", ipFamilies: ["IPv4"] },
+  };
+  t.ok(serviceNeedsWrite(v6, storedV4), "a changed family is written");
 });
 
 t.test("desired Endpoints: ready addresses, then not-ready ones, with references and ports", async (t) => {
@@ -166,12 +176,12 @@ t.test("desired Endpoints: ready addresses, then not-ready ones, with references
     subsets: [
       {
         addresses: [
-          { ip: "10.0.0.10", hostname: "aye", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" } },
-          { ip: "fd00::a", hostname: "aye", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" } },
+          { ip: "10.0.0.10", hostname: "aye", nodeName: "node-1", targetRef: podRef("a") },
+          { ip: "fd00::a", hostname: "aye", nodeName: "node-1", targetRef: podRef("a") },
         ],
         notReadyAddresses: [
-          { ip: "10.0.0.2", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "c", uid: "uid-c" } },
-          { ip: "10.0.0.9", nodeName: "node-1", targetRef: { kind: "Pod", namespace: "default", name: "b", uid: "uid-b" } },
+          { ip: "10.0.0.2", nodeName: "node-1", targetRef: podRef("c") },
+          { ip: "10.0.0.9", nodeName: "node-1", targetRef: podRef("b") },
         ],
         ports: [
           { name: "sip", port: 5060, protocol: "UDP" },
@@ -201,7 +211,8 @@ t.test("Endpoints stop at 1000 addresses, ready first, and say they were truncat
   t.equal(mixed.metadata?.annotations?.[annotations.overCapacity], "truncated");
 
   const exactly = desiredEndpoints(corens, merged(manyEndpoints(1000, 2)), trigger);
-  t.equal((exactly.subsets?.[0]?.addresses?.length ?? 0) + (exactly.subsets?.[0]?.notReadyAddresses?.length ?? 0), 1000);
+  const [subset] = exactly.subsets ?? [];
+  t.equal((subset?.addresses?.length ?? 0) + (subset?.notReadyAddresses?.length ?? 0), 1000);
   t.equal(exactly.metadata?.annotations?.[annotations.overCapacity], undefined, "1000 is not over capacity");
 
   const again = desiredEndpoints(corens, merged(manyEndpoints(1200, 3).reverse()), trigger);
@@ -214,7 +225,8 @@ t.test("Endpoints are rewritten for changes, not for a new trigger time alone", 
   t.notOk(endpointsNeedsWrite(desiredEndpoints(corens, view, "2026-02-02T00:00:00.000Z"), stored));
   t.notOk(endpointsNeedsWrite(desiredEndpoints(corens, view), stored));
   t.ok(endpointsNeedsWrite(desiredEndpoints(corens, merged(manyEndpoints(4)), trigger), stored));
-  t.ok(endpointsNeedsWrite(desiredEndpoints(corens, merged(manyEndpoints(3, 2)), trigger), stored), "readiness change");
+  const readinessChanged = desiredEndpoints(corens, merged(manyEndpoints(3, 2)), trigger);
+  t.ok(endpointsNeedsWrite(readinessChanged, stored), "readiness change");
   const truncatedBefore = structuredClone(desiredEndpoints(corens, merged(manyEndpoints(1001)), trigger));
   t.ok(
     endpointsNeedsWrite(desiredEndpoints(corens, merged(manyEndpoints(1000)), trigger), truncatedBefore),
@@ -241,7 +253,8 @@ t.test("EndpointSlices: one family each, one address per endpoint, conditions, r
     annotations: { [annotations.triggerTime]: trigger },
     ownerReferences: [owner],
   });
-  const podA = { kind: "Pod", namespace: "default", name: "a", uid: "uid-a" };
+  const podA = podRef("a");
+  const readyNow = { ready: true, serving: true, terminating: false };
   const slicePorts = [
     { name: "sip", port: 5060, protocol: "UDP" },
     { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips" },
@@ -252,8 +265,8 @@ t.test("EndpointSlices: one family each, one address per endpoint, conditions, r
     metadata: metadata("corens-ipv4-0"),
     addressType: "IPv4",
     endpoints: [
-      { addresses: ["10.0.0.1"], conditions: { ready: true, serving: true, terminating: false }, targetRef: podA, nodeName: "node-1", hostname: "aye" },
-      { addresses: ["10.0.0.2"], conditions: { ready: true, serving: true, terminating: false }, targetRef: podA, nodeName: "node-1", hostname: "aye" },
+      { addresses: ["10.0.0.1"], conditions: readyNow, targetRef: podA, nodeName: "node-1", hostname: "aye" },
+      { addresses: ["10.0.0.2"], conditions: readyNow, targetRef: podA, nodeName: "node-1", hostname: "aye" },
     ],
     ports: slicePorts,
   });
@@ -279,7 +292,8 @@ t.test("EndpointSlices hold at most 100 endpoints and carry every address exactl
   t.equal(new Set(all).size, 252);
   for (const slice of slices) {
     const family = slice.addressType === "IPv4" ? /^\d/ : /:/;
-    t.ok((slice.endpoints ?? []).every((each) => family.test(each.addresses[0] ?? "")), `${slice.metadata?.name} has one family`);
+    const sameFamily = (slice.endpoints ?? []).every((each) => family.test(each.addresses[0] ?? ""));
+    t.ok(sameFamily, `${slice.metadata?.name} has one family`);
   }
   t.same(desiredEndpointSlices(corens, merged([])), { slices: [], names: [] }, "no endpoints, no slices");
 });
@@ -287,7 +301,10 @@ t.test("EndpointSlices hold at most 100 endpoints and carry every address exactl
 t.test("a small change rewrites few slices when the existing slices are given", async (t) => {
   const before = desiredEndpointSlices(corens, merged(manyEndpoints(300, 1, 1)), trigger);
   // A pod sorting before all others arrives, one in the middle leaves.
-  const changed = [...manyEndpoints(1, 1, 0), ...manyEndpoints(300, 1, 1).filter((each) => each.pod.name !== "pod-00150")];
+  const changed = [
+    ...manyEndpoints(1, 1, 0),
+    ...manyEndpoints(300, 1, 1).filter((each) => each.pod.name !== "pod-00150"),
+  ];
   const after = desiredEndpointSlices(corens, merged(changed), trigger, before.slices);
   t.same(after.names, before.names, "same slices");
   const rewritten = after.slices.filter((slice, i) => sliceNeedsWrite(slice, before.slices[i]));
@@ -325,17 +342,21 @@ t.test("a slice is rewritten only when something we own changed", async (t) => {
   const [slice] = desiredEndpointSlices(corens, view, trigger).slices;
   if (!slice) throw new Error("no slice");
   const stored = structuredClone(slice);
-  stored.metadata = { ...stored.metadata, generation: 3, annotations: { [annotations.triggerTime]: "2025-12-31T00:00:00Z" } };
+  stored.metadata = {
+    ...stored.metadata,
+    generation: 3,
+    annotations: { [annotations.triggerTime]: "2025-12-31T00:00:00Z" },
+  };
   t.notOk(sliceNeedsWrite(slice, stored), "a different trigger time alone is no change");
   const noPorts = desiredEndpointSlices(netService({ uid: "uid-corens" }), view).slices[0];
   if (!noPorts) throw new Error("no slice");
-  t.notOk(sliceNeedsWrite(noPorts, { ...structuredClone(noPorts), ports: undefined }), "empty and absent ports agree");
-  const defaultedPorts = desiredEndpointSlices(netService({ uid: "uid-corens", ports: [{ port: 80 }] }), view).slices[0];
+  const absentPorts = { ...structuredClone(noPorts), ports: undefined };
+  t.notOk(sliceNeedsWrite(noPorts, absentPorts), "empty and absent ports agree");
+  const port80 = netService({ uid: "uid-corens", ports: [{ port: 80 }] });
+  const defaultedPorts = desiredEndpointSlices(port80, view).slices[0];
   if (!defaultedPorts) throw new Error("no slice");
-  t.notOk(
-    sliceNeedsWrite(defaultedPorts, { ...structuredClone(defaultedPorts), ports: [{ name: "", port: 80, protocol: "TCP" }] }),
-    "server-defaulted port fields agree",
-  );
+  const serverDefaulted = { ...structuredClone(defaultedPorts), ports: [{ name: "", port: 80, protocol: "TCP" }] };
+  t.notOk(sliceNeedsWrite(defaultedPorts, serverDefaulted), "server-defaulted port fields agree");
   const unready = desiredEndpointSlices(corens, merged(manyEndpoints(3, 2)), trigger).slices[0];
   if (!unready) throw new Error("no slice");
   t.ok(sliceNeedsWrite(unready, stored), "a condition change is written");
@@ -352,7 +373,8 @@ const ready = (status: Condition["status"], time: string, reason = "EndpointsPub
 
 t.test("status: Ready when endpoints are published, with counts", async (t) => {
   const now = new Date("2026-03-01T10:00:00.123Z");
-  const status = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"], { serving: false })], 3), [], undefined, now);
+  const view = merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"], { serving: false })], 3);
+  const status = desiredStatus(corens, view, [], undefined, now);
   t.same(status, {
     observedGeneration: 4,
     conditions: [
@@ -374,11 +396,20 @@ t.test("status: Ready when endpoints are published, with counts", async (t) => {
 t.test("status: not Ready without endpoints or with a problem, with the fix in the message", async (t) => {
   const now = new Date("2026-03-01T10:00:00Z");
   const empty = desiredStatus(corens, merged([], 2), [], undefined, now);
-  t.match(empty.conditions[0], { status: "False", reason: "NoMatchingPods", message: /app=utils.*network core.*2 nodes/ });
+  t.match(empty.conditions[0], {
+    status: "False",
+    reason: "NoMatchingPods",
+    message: /app=utils.*network core.*2 nodes/,
+  });
   const taken = desiredStatus(
     corens,
     merged([endpoint("a", ["10.0.0.1"])]),
-    [{ reason: "ServiceNameTaken", message: "Service default/corens exists and is not owned by this NetService; rename one of them" }],
+    [
+      {
+        reason: "ServiceNameTaken",
+        message: "Service default/corens exists and is not owned by this NetService; rename one of them",
+      },
+    ],
     undefined,
     now,
   );
@@ -402,7 +433,8 @@ t.test("status is rewritten only when something but the clock changed", async (t
   const second = desiredStatus(corens, view, [], undefined, new Date("2026-01-02T00:00:00Z"));
   t.notOk(statusNeedsWrite(second, first));
   t.ok(statusNeedsWrite(second, undefined));
-  t.ok(statusNeedsWrite(desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"])]), [], undefined, new Date()), first));
+  const grown = merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"])]);
+  t.ok(statusNeedsWrite(desiredStatus(corens, grown, [], undefined, new Date()), first), "a count changed");
   const newGeneration = netService({ name: "corens", uid: "uid-corens", generation: 5 });
   t.ok(statusNeedsWrite(desiredStatus(newGeneration, view, [], first.conditions, new Date()), first));
 });

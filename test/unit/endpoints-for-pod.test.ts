@@ -42,8 +42,10 @@ t.test("the same samples work from the legacy annotation", async (t) => {
   }
 });
 
-const seedNetworks =
-  '[{"name": "core", "namespace": "networks", "interface": "core"}, {"name": "access", "namespace": "networks", "interface": "access"}]';
+const seedNetworks = `[
+  {"name": "core", "namespace": "networks", "interface": "core"},
+  {"name": "access", "namespace": "networks", "interface": "access"}
+]`;
 
 t.test("the original samples: NetServices core, access and empty over pods asking for networks/*", async (t) => {
   const seedPod = pod({
@@ -101,7 +103,8 @@ t.test("pods the NetService must not publish contribute nothing", async (t) => {
   for (const [why, options] of table) {
     t.same(endpointsForPod(pod(options), netService()), { addresses: [] }, why);
   }
-  t.same(endpointsForPod(pod({ networkStatus: status }), netService({ selector: {} })), { addresses: [] }, "empty selector");
+  const everyone = netService({ selector: {} });
+  t.same(endpointsForPod(pod({ networkStatus: status }), everyone), { addresses: [] }, "empty selector");
 });
 
 t.test("a malformed annotation drops that pod only, with an error for the Event", async (t) => {

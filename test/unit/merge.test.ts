@@ -5,9 +5,18 @@ import { netService } from "./objects.ts";
 
 const corens = netService({ name: "corens", uid: "uid-corens", generation: 3 });
 
+type ReportedPod = {
+  name: string;
+  uid?: string;
+  serving?: boolean;
+  terminating?: boolean;
+  hostname?: string;
+  addresses: string[];
+};
+
 function report(
   nodeName: string,
-  pods: { name: string; uid?: string; serving?: boolean; terminating?: boolean; hostname?: string; addresses: string[] }[],
+  pods: ReportedPod[],
   options: { triggerTime?: string; uid?: string; generation?: number; namespace?: string } = {},
 ): NodeReport {
   const spec: ReportSpec = {
@@ -78,7 +87,10 @@ t.test("reports of live nodes merge into one sorted view with readiness and coun
 t.test("a report of a node that is no longer live is ignored", async (t) => {
   const merged = mergeReports(
     corens,
-    [report("alive", [{ name: "a", addresses: ["10.0.0.1"] }]), report("dead", [{ name: "b", addresses: ["10.0.0.2"] }])],
+    [
+      report("alive", [{ name: "a", addresses: ["10.0.0.1"] }]),
+      report("dead", [{ name: "b", addresses: ["10.0.0.2"] }]),
+    ],
     new Set(["alive"]),
   );
   t.same(
@@ -148,7 +160,8 @@ t.test("readiness follows publishNotReadyAddresses of the NetService, not of the
     strict.endpoints.map((endpoint) => endpoint.ready),
     [false, false],
   );
-  const lenient = mergeReports(netService({ uid: "uid-corens", publishNotReadyAddresses: true }), reports, new Set(["n"]));
+  const publishAll = netService({ uid: "uid-corens", publishNotReadyAddresses: true });
+  const lenient = mergeReports(publishAll, reports, new Set(["n"]));
   t.same(
     lenient.endpoints.map((endpoint) => endpoint.ready),
     [true, true],

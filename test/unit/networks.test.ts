@@ -23,7 +23,8 @@ t.test("the networks request is read in both of Multus' forms", async (t) => {
       ],
     ],
     [
-      '[{"name": "sriov", "namespace": "", "ips": ["10.0.0.1/24"], "mac": "02:00:00:00:00:01", "default-route": ["10.0.0.254"], "cni-args": {"a": 1}}]',
+      `[{"name": "sriov", "namespace": "", "ips": ["10.0.0.1/24"], "mac": "02:00:00:00:00:01",
+         "default-route": ["10.0.0.254"], "cni-args": {"a": 1}}]`,
       [{ namespace: "default", name: "sriov" }],
     ],
     ["[]", []],
@@ -54,51 +55,40 @@ t.test("a malformed networks request gives no networks and an error", async (t) 
 });
 
 const seedRequest = parseNetworksRequest(
-  '[{"name": "core", "namespace": "networks", "interface": "core"}, {"name": "access", "namespace": "networks", "interface": "access"}]',
+  `[{"name": "core", "namespace": "networks", "interface": "core"},
+    {"name": "access", "namespace": "networks", "interface": "access"}]`,
   "default",
 ).networks;
 
 t.test("network-status entries match a NetService's netAttachDef by the documented rule", async (t) => {
-  type Row = {
-    why: string;
-    entry: string;
-    netAttachDef: string;
-    request?: RequestedNetwork[];
-    podNamespace?: string;
-    netServiceNamespace?: string;
-    matches: boolean;
-  };
+  const inNetworks = (name: string): RequestedNetwork[] => [{ namespace: "networks", name }];
+  // [why, entry name, netAttachDef, matches, the pod's request, pod namespace, NetService namespace]
+  type Row = [string, string, string, boolean, RequestedNetwork[]?, string?, string?];
   const table: Row[] = [
-    { why: "seed samples: pods ask for networks/core", entry: "networks/core", netAttachDef: "core", request: seedRequest, matches: true },
-    { why: "seed samples: the other network of the same pods", entry: "networks/access", netAttachDef: "core", request: seedRequest, matches: false },
-    { why: "seed samples: access", entry: "networks/access", netAttachDef: "access", request: seedRequest, matches: true },
-    { why: "bare name, entry in the pod's namespace", entry: "default/core", netAttachDef: "core", matches: true },
-    { why: "bare name, entry in the pod's namespace while the pod asked elsewhere", entry: "default/core", netAttachDef: "core", request: seedRequest, matches: true },
-    { why: "bare name, entry in a namespace the pod did not ask for", entry: "networks/core", netAttachDef: "core", matches: false },
-    { why: "bare name, pod asked for another network in that namespace", entry: "networks/core", netAttachDef: "core", request: [{ namespace: "networks", name: "access" }], matches: false },
-    { why: "Multus before v3.6 wrote the bare name", entry: "core", netAttachDef: "core", matches: true },
-    { why: "Multus before v3.6, another network", entry: "corex", netAttachDef: "core", matches: false },
-    { why: "namespaced netAttachDef, exact entry", entry: "networks/core", netAttachDef: "networks/core", matches: true },
-    { why: "namespaced netAttachDef, other namespace", entry: "default/core", netAttachDef: "networks/core", matches: false },
-    { why: "namespaced netAttachDef never matches a bare entry", entry: "core", netAttachDef: "networks/core", matches: false },
-    { why: "namespaced netAttachDef needs no request", entry: "networks/core", netAttachDef: "networks/core", request: [], matches: true },
-    { why: "name is compared whole, not as a suffix", entry: "default/xcore", netAttachDef: "core", matches: false },
-    { why: "name is compared whole, not as a prefix", entry: "default/core", netAttachDef: "cor", matches: false },
-    { why: "the default entry with an empty name matches nothing", entry: "", netAttachDef: "core", matches: false },
-    { why: "the default entry matches when its name really does", entry: "cbr0", netAttachDef: "cbr0", matches: true },
-    { why: "the default entry is not matched through the pod's namespace by another name", entry: "kube-system/k8s-pod-network", netAttachDef: "core", matches: false },
-    { why: "a pod outside the NetService's namespace never matches", entry: "default/core", netAttachDef: "core", podNamespace: "default", netServiceNamespace: "other", matches: false },
-    { why: "not even exactly", entry: "networks/core", netAttachDef: "networks/core", podNamespace: "default", netServiceNamespace: "other", matches: false },
+    ["seed samples: pods ask for networks/core", "networks/core", "core", true, seedRequest],
+    ["seed samples: the other network of the same pods", "networks/access", "core", false, seedRequest],
+    ["seed samples: access", "networks/access", "access", true, seedRequest],
+    ["bare name, entry in the pod's namespace", "default/core", "core", true],
+    ["bare name, pod's namespace while the pod asked elsewhere", "default/core", "core", true, seedRequest],
+    ["bare name, a namespace the pod did not ask for", "networks/core", "core", false],
+    ["bare name, pod asked for another network there", "networks/core", "core", false, inNetworks("access")],
+    ["bare name, pod asked for it there", "networks/core", "core", true, inNetworks("core")],
+    ["Multus before v3.6 wrote the bare name", "core", "core", true],
+    ["Multus before v3.6, another network", "corex", "core", false],
+    ["namespaced netAttachDef, exact entry", "networks/core", "networks/core", true],
+    ["namespaced netAttachDef, other namespace", "default/core", "networks/core", false],
+    ["namespaced netAttachDef never matches a bare entry", "core", "networks/core", false],
+    ["namespaced netAttachDef needs no request", "networks/core", "networks/core", true, []],
+    ["name is compared whole, not as a suffix", "default/xcore", "core", false],
+    ["name is compared whole, not as a prefix", "default/core", "cor", false],
+    ["the default entry with an empty name matches nothing", "", "core", false],
+    ["the default entry matches when its name really does", "cbr0", "cbr0", true],
+    ["the default entry is not matched by another name", "kube-system/k8s-pod-network", "core", false],
+    ["a pod outside the NetService's namespace never matches", "default/core", "core", false, [], "default", "other"],
+    ["not even exactly", "networks/core", "networks/core", false, [], "default", "other"],
   ];
-  for (const row of table) {
-    const podNamespace = row.podNamespace ?? "default";
-    const result = matchesNetAttachDef(
-      row.entry,
-      row.netAttachDef,
-      row.netServiceNamespace ?? podNamespace,
-      row.request ?? [],
-      podNamespace,
-    );
-    t.equal(result, row.matches, `${row.why}: ${JSON.stringify(row.entry)} vs ${row.netAttachDef}`);
+  for (const [why, entry, netAttachDef, matches, request = [], podNamespace = "default", ownNamespace] of table) {
+    const result = matchesNetAttachDef(entry, netAttachDef, ownNamespace ?? podNamespace, request, podNamespace);
+    t.equal(result, matches, `${why}: ${JSON.stringify(entry)} vs ${netAttachDef}`);
   }
 });

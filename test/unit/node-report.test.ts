@@ -145,9 +145,12 @@ t.test("the report of a full node stays within one object for realistic loads", 
 
 t.test("thousands of NetServices selecting every pod exceed one object, and the estimate says so", async (t) => {
   const pods = Array.from({ length: 110 }, (_, i) =>
-    pod({ name: `p-${i}`, networkStatus: [attachment("default/core", [`10.0.${i}.1`, `fd00::${i.toString(16)}:1`])] }),
+    pod({
+      name: `p-${i}`,
+      networkStatus: [attachment("default/core", [`10.0.${i}.1`, `fd00::${i.toString(16)}:1`])],
+    }),
   );
-  const netServices = Array.from({ length: 2000 }, (_, i) => netService({ name: `ns-${i}` }));
+  const netServices = Array.from({ length: 1000 }, (_, i) => netService({ name: `ns-${i}` }));
   const report = buildNodeReport("n", pods, netServices);
   t.equal(report.pods.length, 110, "pods are still listed once");
   t.ok(estimateReportBytes(report) > maxReportBytes, "the agent must split this report");

@@ -56,7 +56,7 @@ export type NetServiceOptions = {
   netAttachDef?: string;
   selector?: Record<string, string>;
   ports?: unknown[];
-  ipFamilies?: string[];
+  ipFamilies?: readonly string[];
   publishNotReadyAddresses?: boolean;
   templateServiceName?: string;
 };
