@@ -35,8 +35,10 @@ import {
   reportKind,
   reportPlural,
   type NetService,
+  type ReportSpec,
 } from "../common/api.ts";
-import { buildNodeReport, estimateReportBytes, maxReportBytes } from "../common/node-report.ts";
+import { buildNodeReport, maxReportBytes } from "../common/node-report.ts";
+import { reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { Applier } from "../common/kube/apply.ts";
 import { Backoff } from "../common/kube/backoff.ts";
@@ -82,6 +84,8 @@ export interface NodeAgentOptions {
   verifyPeriodMs?: number;
   /** How long stop() may spend publishing a batch still waiting for its debounce; 0 drops it. Default 2 s. */
   flushTimeoutMs?: number;
+  /** Size budget of one report object; a larger report is published in parts. Default maxReportBytes. */
+  reportPartBytes?: number;
   /** Warning Events: burst and sustained rate per agent. Default 20 and 10 per minute. */
   warnings?: { burst?: number; perMinute?: number };
   /** After each write of the report (benchmarks measure latency with it). */
@@ -129,6 +133,7 @@ export class NodeAgent {
   readonly #deleteReportOnStop: boolean;
   readonly #verifyPeriodMs: number;
   readonly #flushTimeoutMs: number;
+  readonly #partLimits: PartLimits;
   readonly #onReportWritten: ((event: ReportWritten) => void) | undefined;
   readonly #stats: NodeAgentStats = { recomputes: 0, reportsWritten: 0, failures: 0, warningsRecorded: 0 };
   /** Aborts requests that may be abandoned at stop: Event writes, and recomputes after the flush. */
@@ -138,7 +143,8 @@ export class NodeAgent {
   readonly #unsubscribe: (() => void)[] = [];
   readonly #eventWrites = new Set<Promise<void>>();
   /** The report on the server: undefined until read, null when there is none. */
-  #stored: StoredReport | null | undefined;
+  /** The parts of the node's report on the server, by part number; undefined: to be read. */
+  #stored: StoredReport[] | undefined;
   #parsedNetServices = new Map<string, { version: string | undefined; netService: NetService | undefined }>();
   #podProblems = new Map<string, { version: string | undefined; problem: AnnotationProblem | undefined }>();
   #verifyTimer: Timer | undefined;
@@ -185,6 +191,7 @@ export class NodeAgent {
     this.#deleteReportOnStop = options.deleteReportOnStop ?? false;
     this.#verifyPeriodMs = options.verifyPeriodMs ?? 300_000;
     this.#flushTimeoutMs = options.flushTimeoutMs ?? 2000;
+    this.#partLimits = { maxBytes: options.reportPartBytes ?? maxReportBytes, maxNetServices: maxReportNetServices };
     this.#onReportWritten = options.onReportWritten;
     // Nobody need be waiting for these when they reject.
     this.#firstReport.promise.catch(() => {});
@@ -322,22 +329,26 @@ export class NodeAgent {
     const netServices = this.#currentNetServices(log);
     const spec = buildNodeReport(this.nodeName, pods, netServices);
     this.#warnAboutPods(pods, netServices, log);
-    if (!reportNeedsWrite(spec, this.#stored)) {
+    const stored = this.#stored;
+    const parts = splitReport(spec, this.#partLimits);
+    const changed = parts.map((part, index) => index).filter((index) => reportNeedsWrite(parts[index]!, stored[index] ?? null));
+    if (changed.length === 0 && stored.length === parts.length) {
       log.debug({ pods: spec.pods.length, netServices: spec.netServices.length }, "report unchanged");
       return;
     }
 
     const triggeredAt = trigger ?? this.#clock.now();
-    const body = { ...spec, triggerTime: formatTriggerTime(triggeredAt) };
-    const bytes = estimateReportBytes(body);
-    if (bytes > maxReportBytes) {
-      log.error(
-        { bytes, maxBytes: maxReportBytes, pods: spec.pods.length, netServices: spec.netServices.length },
-        "the report is larger than a report may safely be; the API server may refuse it",
-      );
+    const triggerTime = formatTriggerTime(triggeredAt);
+    // Parts that gain NetService entries go first, so an entry moving between parts is never absent from all of them.
+    for (const index of changed.sort((a, b) => gains(parts[b]!, stored[b]) - gains(parts[a]!, stored[a]))) {
+      const written = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, { ...parts[index]!, triggerTime }, index), { signal });
+      stored[index] = storedReport(written, this.nodeName);
     }
-    const stored = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, body), { signal });
-    this.#stored = storedReport(stored, this.nodeName);
+    while (stored.length > parts.length) {
+      const index = stored.length - 1;
+      await this.#deletePart(index, stored[index]!, signal);
+      stored.pop();
+    }
     const writtenAt = this.#clock.now();
     this.#stats.reportsWritten++;
     this.#stats.lastWriteTime = writtenAt;
@@ -346,7 +357,9 @@ export class NodeAgent {
         pods: spec.pods.length,
         netServices: spec.netServices.length,
         endpoints: spec.netServices.reduce((sum, entry) => sum + entry.endpoints.length, 0),
-        triggerTime: body.triggerTime,
+        parts: parts.length,
+        partsWritten: changed.length,
+        triggerTime,
         latencyMs: writtenAt - triggeredAt,
       },
       "report written",
@@ -354,14 +367,25 @@ export class NodeAgent {
     this.#notifyWritten({ nodeName: this.nodeName, triggeredAt, writtenAt });
   }
 
-  async #readStored(signal: AbortSignal): Promise<StoredReport | null> {
-    try {
-      const obj = await this.#http.request<KubeObject>({ method: "GET", path: this.#reportPath(), signal });
-      return storedReport(obj, this.nodeName);
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw err;
+  /** Part 0, then part 1, 2, ... until one is missing: a node's parts are numbered without gaps. */
+  async #readStored(signal: AbortSignal): Promise<StoredReport[]> {
+    const parts: StoredReport[] = [];
+    for (;;) {
+      try {
+        const obj = await this.#http.request<KubeObject>({ method: "GET", path: this.#reportPath(parts.length), signal });
+        parts.push(storedReport(obj, this.nodeName));
+      } catch (err) {
+        if (isNotFound(err)) return parts;
+        throw err;
+      }
     }
+  }
+
+  async #deletePart(index: number, stored: StoredReport, signal?: AbortSignal): Promise<void> {
+    const name = reportPartName(this.nodeName, index);
+    const report = { apiVersion, kind: reportKind, metadata: { name, namespace: this.systemNamespace } };
+    const outcome = await this.#applier.delete(report, { uid: stored.uid, ...(signal ? { signal } : {}) });
+    this.#log.info({ report: name, outcome }, "report part deleted");
   }
 
   /** The cached NetServices, parsed at the edge; each version is parsed (and an invalid one logged) once. */
@@ -434,17 +458,15 @@ export class NodeAgent {
 
   async #deleteReport(): Promise<void> {
     const stored = this.#stored ?? (await this.#readStored(new AbortController().signal));
-    if (stored === null) {
+    if (stored.length === 0) {
       this.#log.info("no report to delete");
       return;
     }
-    const report = { apiVersion, kind: reportKind, metadata: { name: this.nodeName, namespace: this.systemNamespace } };
-    const outcome = await this.#applier.delete(report, { uid: stored.uid });
-    this.#log.info({ outcome }, "report deleted");
+    for (let index = stored.length - 1; index >= 0; index--) await this.#deletePart(index, stored[index]!);
   }
 
-  #reportPath(): string {
-    return resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace, name: this.nodeName });
+  #reportPath(part: number): string {
+    return resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace, name: reportPartName(this.nodeName, part) });
   }
 }
 
@@ -476,4 +498,13 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
     reject = rej;
   });
   return { promise, resolve, reject };
+}
+
+/** The report CRD's maxItems for spec.netServices; the byte budget is the tighter bound in practice. */
+const maxReportNetServices = 10_000;
+
+/** How many NetService entries a part gains over what the server has: parts that gain are written first. */
+function gains(part: ReportSpec, stored: StoredReport | undefined): number {
+  const before = new Set(stored?.spec?.netServices.map((entry) => entry.uid) ?? []);
+  return part.netServices.filter((entry) => !before.has(entry.uid)).length;
 }

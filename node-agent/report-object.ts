@@ -2,16 +2,17 @@
 // the copy on the server, and whether the two differ.
 import { apiVersion, labels, reportKind, reportSpecSchema, type ReportSpec } from "../common/api.ts";
 import { reportsEqual } from "../common/node-report.ts";
+import { reportPartName } from "../common/report-parts.ts";
 import type { KubeObject } from "../common/kube/object.ts";
 
-/** The report object of a node; its name is the node's name. */
-export function reportObject(nodeName: string, namespace: string, spec: ReportSpec): KubeObject {
+/** The report object of a node (or part `part` of it); part 0 is named after the node. */
+export function reportObject(nodeName: string, namespace: string, spec: ReportSpec, part = 0): KubeObject {
   const label = nodeNameLabel(nodeName);
   return {
     apiVersion,
     kind: reportKind,
     metadata: {
-      name: nodeName,
+      name: reportPartName(nodeName, part),
       namespace,
       ...(label !== undefined ? { labels: { [labels.nodeName]: label } } : {}),
     },
