@@ -2,6 +2,8 @@
 // Kubernetes' own endpoint controllers). The test writes the node reports
 // itself, as agents would, so it controls the aggregator's input exactly, and
 // checks what the aggregator publishes.
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import path from "node:path";
 import t, { type Test } from "tap";
 import { agentFieldManager, aggregatorFieldManager, apiVersion, labels, sliceManagedBy } from "../../common/api.ts";
@@ -10,6 +12,7 @@ import { loadKubeConfig, makeClients } from "../../common/kube/client.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { resourcePath } from "../../common/kube/resources.ts";
 import { createRootLogger } from "../../common/log.ts";
+import { freePort } from "../../hack/cluster/process.ts";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
 import { Aggregator, type AggregatorOptions } from "../../aggregator/aggregator.ts";
 import {
@@ -61,6 +64,8 @@ function startAggregator(identity: string, options: Partial<AggregatorOptions> =
 }
 
 const first = startAggregator("aggregator-a");
+/** The standby of the two-replica test. */
+const second = startAggregator("aggregator-b");
 await first.start();
 await eventually(() => expect(first.leading, "aggregator-a leads"), wait);
 
@@ -349,7 +354,6 @@ t.test("an owned object that someone edits or deletes is restored", async (t) =>
 });
 
 t.test("two replicas: only the leader writes; stopping it hands over to the other", async (t) => {
-  const second = startAggregator("aggregator-b");
   await second.start();
   t.ok(second.ready, "the standby's caches are synced");
   t.notOk(second.leading, "the standby does not lead");
@@ -394,4 +398,35 @@ t.test("deleting the NetService removes everything it owned (garbage collector)"
     expect(ours.length === 0, `slices gone: ${ours.map((s) => s.metadata?.name).join(",")}`);
   }, { timeoutMs: 120_000, intervalMs: 500 });
   t.pass("everything collected");
+});
+
+t.test("the program publishes, serves probes and metrics, and on SIGTERM stops and releases the Lease", async (t) => {
+  await second.stop();
+  const leasePath = resourcePath({ apiVersion: "coordination.k8s.io/v1", plural: "leases", namespace: systemNamespace, name: "netservice-aggregator" });
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [path.join(repoRoot, "aggregator", "main.ts"), "--kubeconfig", plane.kubeconfig, "--metrics-port", String(port)],
+    { env: { ...process.env, POD_NAME: "aggregator-program", POD_NAMESPACE: systemNamespace, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = once(child, "exit");
+  t.teardown(() => void child.kill("SIGKILL"));
+
+  const program = await applyNetService("program", {});
+  await reports.set("node-1", program, [{ name: "program-a", addresses: ["10.40.0.1"] }]);
+  await eventually(async () => expect(endpointIps(await published.endpoints("program")).ready.length === 1, "published by the program"), wait);
+  const lease = await getObject<KubeObject & { spec?: { holderIdentity?: string } }>(http, leasePath);
+  t.equal(lease?.spec?.holderIdentity, "aggregator-program", "identity from POD_NAME, Lease in POD_NAMESPACE");
+  await eventually(async () => expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, "readyz"), wait);
+  const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  t.match(metrics, /^netservice_aggregator_writes_total\{kind="Endpoints",verb="apply"\} [1-9]/m, "/metrics counts writes by kind and verb");
+  t.match(metrics, /^netservice_aggregator_leading 1$/m);
+
+  child.kill("SIGTERM");
+  const [code] = await exited;
+  t.equal(code, 0, "exit code 0");
+  t.equal((await getObject<KubeObject & { spec?: { holderIdentity?: string } }>(http, leasePath))?.spec?.holderIdentity, "", "the Lease is released");
+  t.match(output, /"msg":"stopped"/, "logged its stop");
 });
