@@ -151,3 +151,23 @@ t.test("a report that does not parse is cached without a spec, so it contributes
   t.same(good.spec, base);
   t.equal(good.invalid, undefined);
 });
+
+t.test("a node's report in parts (<node>, <node>.1) is indexed as one node's reports", async (t) => {
+  const index = new ReportIndex();
+  index.update("netservice-system/node-1", report("node-1", [pod("a")], [entry("corens", [{ pod: 0, addresses: ["10.0.0.1"] }])]));
+  index.update("netservice-system/node-1.1", report("node-1", [pod("b")], [entry("accessns", [{ pod: 0, addresses: ["10.1.0.2"] }])]));
+  t.same(index.netServiceKeysOfNode("node-1"), ["default/accessns", "default/corens"], "a Node's coming or going wakes the NetServices of every part");
+  t.same(index.reportsFor("default/accessns").map((view) => [view.nodeName, view.spec.pods[0]?.name]), [["node-1", "b"]]);
+
+  // The agent moves an entry: the gaining part is written first, the losing part after.
+  t.same(
+    index.update("netservice-system/node-1.1", report("node-1", [pod("b"), pod("a")], [
+      entry("accessns", [{ pod: 0, addresses: ["10.1.0.2"] }]),
+      entry("corens", [{ pod: 1, addresses: ["10.0.0.1"] }]),
+    ])),
+    ["default/corens"],
+  );
+  t.equal(index.reportsFor("default/corens").length, 2, "meanwhile in both parts; the merge lists each pod once");
+  t.same(index.update("netservice-system/node-1", undefined), ["default/corens"]);
+  t.same(index.reportsFor("default/corens").map((view) => view.spec.netServices.length), [1]);
+});
