@@ -106,6 +106,8 @@ export type AggregatorMetrics = {
   reconcileDurationMs: { count: number; sum: number; max: number };
   queueDepth: number;
   queueDelayed: number;
+  /** Pods in the Endpoints of every NetService, ready and not ready (a pod with several addresses counts once). */
+  endpointsPublished: { ready: number; notReady: number };
 };
 
 /** One finished reconcile. */
@@ -142,6 +144,8 @@ export class Aggregator {
   private readonly nodes: Informer<KubeObject>;
   private readonly owned: Record<OwnedKind, Informer<KubeObject>>;
   private readonly informers: Informer<KubeObject>[];
+  /** What each NetService's last reconcile published, for the endpoints gauge. */
+  private readonly published = new Map<string, { ready: number; notReady: number }>();
 
   private readonly reportIndex = new ReportIndex();
   private readonly ownerIndex: Record<OwnedKind, OwnerIndex> = {
@@ -268,7 +272,22 @@ export class Aggregator {
       reconcileDurationMs: { count: c.durationCount, sum: c.durationSum, max: c.durationMax },
       queueDepth: this.term?.queue.depth ?? 0,
       queueDelayed: this.term?.queue.delayed ?? 0,
+      endpointsPublished: this.endpointsPublished(),
     };
+  }
+
+  /** Pods published by the NetServices that still exist, as of their last reconcile. */
+  private endpointsPublished(): { ready: number; notReady: number } {
+    const total = { ready: 0, notReady: 0 };
+    for (const [key, counts] of this.published) {
+      if (this.netServices.get(key) === undefined) {
+        this.published.delete(key);
+        continue;
+      }
+      total.ready += counts.ready;
+      total.notReady += counts.notReady;
+    }
+    return total;
   }
 
   async start(): Promise<void> {
@@ -436,6 +455,7 @@ export class Aggregator {
     // The counts say what is published, which is nothing while the Service's name is someone else's.
     const shown = plan.publishing ? merged : { ...merged, endpoints: [], readyEndpoints: 0, notReadyEndpoints: 0 };
     await this.writeStatus(raw, netService, shown, problems, term, log);
+    this.published.set(key, { ready: shown.readyEndpoints, notReady: shown.notReadyEndpoints });
     if (plan.problems.some((problem) => problem.reason === netServiceConditionReasons.serviceNameTaken)) {
       term.queue.addAfter(key, this.takenRecheckMs);
     }

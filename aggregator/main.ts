@@ -14,7 +14,9 @@ import { loadKubeConfig, makeClients } from "../common/kube/client.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { Aggregator } from "./aggregator.ts";
 import { ConfigError, parseCommandLine, usage, type AggregatorConfig } from "./config.ts";
-import { aggregatorMetrics, serveProbes } from "./probes.ts";
+import { apiRequestMetrics } from "../common/api-metrics.ts";
+import { serveHealth } from "../common/health-server.ts";
+import { aggregatorMetrics } from "./probes.ts";
 
 const programName = "netservice-aggregator";
 
@@ -41,9 +43,9 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   } catch (err) {
     return configurationError(err);
   }
-  const clients = makeClients(kubeConfig, { userAgent: `${programName}/${packageJson.version}` });
   let aggregator: Aggregator | undefined;
   const metrics = aggregatorMetrics(() => aggregator);
+  const clients = makeClients(kubeConfig, { userAgent: `${programName}/${packageJson.version}`, observer: apiRequestMetrics(metrics.registry) });
   aggregator = new Aggregator(clients, {
     identity: config.identity,
     systemNamespace: config.systemNamespace,
@@ -59,7 +61,7 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   try {
     probes =
       config.metricsPort > 0
-        ? await serveProbes({ port: config.metricsPort, aggregator: () => aggregator, registry: metrics.registry, logger: log })
+        ? await serveHealth({ port: config.metricsPort, ready: () => aggregator?.ready ?? false, notReadyMessage: "caches not synced", registry: metrics.registry, logger: log })
         : undefined;
   } catch (err) {
     await clients.close();

@@ -1,14 +1,9 @@
-// The aggregator's HTTP endpoints for the kubelet and Prometheus: /healthz
-// (the process serves), /readyz (caches synced; a standby is ready too, so
-// that a rolling update proceeds), /metrics.
+// The aggregator's Prometheus metrics, served by common/health-server.ts with
+// /healthz and /readyz (caches synced; a standby is ready too, so that a
+// rolling update proceeds). API request counts come from common/api-metrics.ts.
 //
 //   const metrics = aggregatorMetrics(() => aggregator);   // pass metrics.reconciled as AggregatorOptions.onReconciled
-//   const probes = await serveProbes({ port: 8080, aggregator: () => aggregator, registry: metrics.registry, logger });
-//   ... await probes.close();
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Logger } from "../common/log.ts";
 import type { AggregatorMetrics, Reconciled } from "./aggregator.ts";
 
 /** What the endpoints read of the aggregator. */
@@ -76,6 +71,8 @@ export function aggregatorMetrics(aggregator: () => ProbedAggregator | undefined
   gauge("netservice_aggregator_ready", "1 when the caches are synced.", (m) => (m.ready ? 1 : 0));
   gauge("netservice_aggregator_queue_depth", "NetServices waiting to be reconciled.", (m) => m.queueDepth);
   gauge("netservice_aggregator_queue_delayed", "NetServices waiting for a retry or recheck delay.", (m) => m.queueDelayed);
+  gauge("netservice_aggregator_endpoints_ready", "Pods published as ready by all NetServices (a pod counts once per NetService).", (m) => m.endpointsPublished.ready);
+  gauge("netservice_aggregator_endpoints_not_ready", "Pods published as not ready by all NetServices.", (m) => m.endpointsPublished.notReady);
   const duration = new Histogram({
     name: "netservice_aggregator_reconcile_duration_seconds",
     help: "Time of one reconcile of a NetService, writes included.",
@@ -94,55 +91,5 @@ export function aggregatorMetrics(aggregator: () => ProbedAggregator | undefined
       duration.observe(event.workMs / 1000);
       queued.observe(event.queuedMs / 1000);
     },
-  };
-}
-
-export interface ProbeServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-export async function serveProbes(options: {
-  port: number;
-  aggregator: () => ProbedAggregator | undefined;
-  registry: Registry;
-  logger: Logger;
-}): Promise<ProbeServer> {
-  const { aggregator, registry, logger } = options;
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    const reply = (code: number, body: string, type = "text/plain; charset=utf-8") => {
-      res.writeHead(code, { "content-type": type });
-      res.end(body);
-    };
-    if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
-    if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
-    if (path === "/readyz") return aggregator()?.ready ? reply(200, "ok\n") : reply(503, "caches not synced\n");
-    if (path === "/metrics") {
-      registry
-        .metrics()
-        .then((text) => reply(200, text, registry.contentType))
-        .catch((err: unknown) => {
-          logger.warn({ err }, "could not collect metrics");
-          reply(500, "could not collect metrics\n");
-        });
-      return;
-    }
-    reply(404, "not found\n");
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
   };
 }

@@ -11,7 +11,9 @@ import { createLogger, type Logger } from "../common/log.ts";
 import { loadKubeConfig, makeClients } from "../common/kube/client.ts";
 import { NodeAgent } from "./agent.ts";
 import { ConfigError, parseCommandLine, usage, type AgentConfig } from "./config.ts";
-import { agentMetrics, serveProbes } from "./probes.ts";
+import { apiRequestMetrics } from "../common/api-metrics.ts";
+import { serveHealth } from "../common/health-server.ts";
+import { agentMetrics } from "./probes.ts";
 
 const programName = "netservice-agent";
 
@@ -38,9 +40,9 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   } catch (err) {
     return configurationError(err);
   }
-  const clients = makeClients(kubeConfig, { userAgent: `${programName}/${packageJson.version}` });
   let agent: NodeAgent | undefined;
   const metrics = agentMetrics(() => agent);
+  const clients = makeClients(kubeConfig, { userAgent: `${programName}/${packageJson.version}`, observer: apiRequestMetrics(metrics.registry) });
   agent = new NodeAgent(config.nodeName, clients, {
     systemNamespace: config.systemNamespace,
     debounceMs: config.debounceMs,
@@ -52,7 +54,7 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
 
   let probes;
   try {
-    probes = config.metricsPort > 0 ? await serveProbes({ port: config.metricsPort, agent: () => agent, metrics, logger: log }) : undefined;
+    probes = config.metricsPort > 0 ? await serveHealth({ port: config.metricsPort, ready: () => agent?.ready ?? false, notReadyMessage: "caches not synced", registry: metrics.registry, logger: log }) : undefined;
   } catch (err) {
     await clients.close();
     return configurationError(new ConfigError(`cannot serve probes on port ${config.metricsPort}: ${describe(err)}; pass another --metrics-port`));

@@ -1,12 +1,9 @@
-// The agent's HTTP endpoints for the kubelet and Prometheus: /healthz (the
-// process serves), /readyz (caches synced), /metrics.
+// The agent's Prometheus metrics, served by common/health-server.ts with
+// /healthz and /readyz (caches synced). API request counts come from
+// common/api-metrics.ts.
 //
-//   const probes = await serveProbes({ port: 8080, agent, logger });
-//   ... await probes.close();
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+//   const metrics = agentMetrics(() => agent);   // pass metrics.reportWritten as NodeAgentOptions.onReportWritten
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { Logger } from "../common/log.ts";
 import type { NodeAgentStats, ReportWritten } from "./agent.ts";
 
 /** What the endpoints read of the agent. */
@@ -52,6 +49,15 @@ export function agentMetrics(agent: () => ProbedAgent | undefined): AgentMetrics
       this.set(agent()?.ready ? 1 : 0);
     },
   });
+  new Gauge({
+    name: "netservice_agent_report_age_seconds",
+    help: "Seconds since this agent last wrote its node's report (a report that needs no change is not rewritten, so a quiet node's age grows).",
+    registers: [registry],
+    collect() {
+      const written = agent()?.stats.lastWriteTime;
+      if (written !== undefined) this.set(Math.max(0, Date.now() - written) / 1000);
+    },
+  });
   const latency = new Histogram({
     name: "netservice_agent_report_latency_seconds",
     help: "From the first change a report write publishes to the API server accepting it.",
@@ -61,57 +67,5 @@ export function agentMetrics(agent: () => ProbedAgent | undefined): AgentMetrics
   return {
     registry,
     reportWritten: (event) => latency.observe(Math.max(0, event.writtenAt - event.triggeredAt) / 1000),
-  };
-}
-
-export interface ProbeServer {
-  readonly port: number;
-  close(): Promise<void>;
-}
-
-export async function serveProbes(options: {
-  port: number;
-  agent: () => ProbedAgent | undefined;
-  metrics: AgentMetrics;
-  logger: Logger;
-}): Promise<ProbeServer> {
-  const { agent, metrics, logger } = options;
-  const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    const reply = (code: number, body: string, type = "text/plain; charset=utf-8") => {
-      res.writeHead(code, { "content-type": type });
-      res.end(body);
-    };
-    if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
-    if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
-    if (path === "/readyz") {
-      return agent()?.ready ? reply(200, "ok\n") : reply(503, "caches not synced\n");
-    }
-    if (path === "/metrics") {
-      metrics.registry
-        .metrics()
-        .then((text) => reply(200, text, metrics.registry.contentType))
-        .catch((err: unknown) => {
-          logger.warn({ err }, "could not collect metrics");
-          reply(500, "could not collect metrics\n");
-        });
-      return;
-    }
-    reply(404, "not found\n");
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
   };
 }

@@ -422,6 +422,8 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   await eventually(async () => expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, "readyz"), wait);
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   t.match(metrics, /^netservice_aggregator_writes_total\{kind="Endpoints",verb="apply"\} [1-9]/m, "/metrics counts writes by kind and verb");
+  t.match(metrics, /^netservice_api_requests_total\{verb="watch",resource="netservices",code="200"\} [1-9]/m, "/metrics counts API requests by verb and result");
+  t.match(metrics, /^netservice_aggregator_endpoints_(not_)?ready \d/m, "/metrics has the published endpoints");
   t.match(metrics, /^netservice_aggregator_leading 1$/m);
 
   child.kill("SIGTERM");

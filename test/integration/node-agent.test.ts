@@ -359,6 +359,8 @@ t.test("the program publishes its node's report, serves probes and stops cleanly
   t.equal(ready, 200, "/readyz");
   const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   t.match(metrics, /^netservice_agent_report_writes_total 1$/m, "/metrics counts the write");
+  t.match(metrics, /^netservice_api_requests_total\{verb="apply",resource="netservicenodereports",code="(200|201)"\} 1$/m, "/metrics counts API requests by verb and result");
+  t.match(metrics, /^netservice_agent_report_age_seconds \d/m, "/metrics has the report's age");
 
   child.kill("SIGTERM");
   const [code] = await exited;
