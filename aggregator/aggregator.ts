@@ -53,7 +53,7 @@ import { parseReport, ReportIndex, type CachedReport } from "./report-index.ts";
 import { creationSkeleton, ownedCollectionPath, ownedPath } from "./skeleton.ts";
 
 /** Reason of the Ready condition while the NetService does not parse (the CRD normally prevents it). */
-export const invalidSpecReason = "InvalidSpec";
+export const invalidSpecReason = netServiceConditionReasons.invalidSpec;
 
 export const defaultLeaseName = "netservice-aggregator";
 

@@ -84,6 +84,7 @@ export const netServiceConditionReasons = {
   serviceNameTaken: "ServiceNameTaken",
   networkNotFound: "NetworkNotFound",
   applyFailed: "ApplyFailed",
+  invalidSpec: "InvalidSpec",
 } as const;
 
 /** One pod of the node, listed once however many NetServices select it. */
