@@ -3,6 +3,9 @@
 // and crash at once, never later.
 import { parseArgs } from "node:util";
 import { defaultSystemNamespace } from "../common/api.ts";
+import { ConfigError, integerOption, isDnsSubdomain, isDnsLabel } from "../common/program.ts";
+
+export { ConfigError };
 import { defaultLeaseName } from "./aggregator.ts";
 
 export interface AggregatorConfig {
@@ -18,13 +21,6 @@ export interface AggregatorConfig {
 }
 
 export type ParsedCommandLine = { help: true } | { help: false; config: AggregatorConfig };
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
 
 export const usage = `Usage: node aggregator/main.ts [options]
 
@@ -114,21 +110,4 @@ function normaliseBooleanFlags(argv: readonly string[]): string[] {
     if (value === "false" || value === "0") return "--no-leader-elect";
     throw new ConfigError(`--leader-elect takes true or false, got "${match[1]}"`);
   });
-}
-
-function integerOption(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  const value = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return value;
-}
-
-function isDnsSubdomain(name: string): boolean {
-  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
-}
-
-function isDnsLabel(name: string): boolean {
-  return name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name);
 }

@@ -13,9 +13,9 @@ import packageJson from "../package.json" with { type: "json" };
 import { loadKubeConfig, makeClients } from "../common/kube/client.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { Aggregator } from "./aggregator.ts";
-import { ConfigError, parseCommandLine, usage, type AggregatorConfig } from "./config.ts";
+import { parseCommandLine, usage, type AggregatorConfig } from "./config.ts";
 import { apiRequestMetrics } from "../common/api-metrics.ts";
-import { serveHealth } from "../common/health-server.ts";
+import { configurationError as reportConfigurationError, runUntilSignalled } from "../common/program.ts";
 import { aggregatorMetrics } from "./probes.ts";
 
 const programName = "netservice-aggregator";
@@ -57,66 +57,24 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   });
   const running = aggregator;
 
-  let probes;
-  try {
-    probes =
-      config.metricsPort > 0
-        ? await serveHealth({ port: config.metricsPort, ready: () => aggregator?.ready ?? false, notReadyMessage: "caches not synced", registry: metrics.registry, logger: log })
-        : undefined;
-  } catch (err) {
-    await clients.close();
-    return configurationError(new ConfigError(`cannot serve probes on port ${config.metricsPort}: ${describe(err)}; pass another --metrics-port`));
-  }
-
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    let received = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (received) {
-        log.warn({ signal }, "second signal: exiting without finishing the stop");
-        process.exit(130);
-      }
-      received = true;
-      resolve(signal);
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
-
-  log.info(
-    {
+  return runUntilSignalled({
+    programName,
+    log,
+    clients,
+    metricsPort: config.metricsPort,
+    registry: metrics.registry,
+    controller: aggregator,
+    startingFields: {
       namespace: config.systemNamespace,
       leaderElect: config.leaderElect,
       workers: config.workers,
       server: kubeConfig.getCurrentCluster()?.server,
     },
-    "starting",
-  );
-  // start() rejects only when a signal stops the aggregator before its caches synced.
-  const started = running.start().then(
-    () => log.info(config.leaderElect ? "caches synced; campaigning for the lease" : "caches synced; leading"),
-    () => {},
-  );
-  const signal = await signalled;
-  log.info({ signal }, "stopping");
-  let code = 0;
-  try {
-    await running.stop();
-  } catch (err) {
-    log.error({ err }, "stop failed");
-    code = 1;
-  }
-  await started;
-  await probes?.close();
-  await clients.close();
-  log.info({ writes: running.metrics().writes }, "stopped");
-  return code;
+    onStarted: () => log.info(config.leaderElect ? "caches synced; campaigning for the lease" : "caches synced; leading"),
+    onStopped: () => log.info({ writes: running.metrics().writes }, "stopped"),
+  });
 }
 
 function configurationError(err: unknown): number {
-  process.stderr.write(`${programName}: ${describe(err)}\n`);
-  return 2;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return reportConfigurationError(programName, err);
 }

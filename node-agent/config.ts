@@ -3,6 +3,9 @@
 // crash at once, never later.
 import { parseArgs } from "node:util";
 import { defaultSystemNamespace } from "../common/api.ts";
+import { ConfigError, integerOption, isDnsSubdomain, isDnsLabel } from "../common/program.ts";
+
+export { ConfigError };
 
 export interface AgentConfig {
   nodeName: string;
@@ -16,13 +19,6 @@ export interface AgentConfig {
 }
 
 export type ParsedCommandLine = { help: true } | { help: false; config: AgentConfig };
-
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
 
 export const usage = `Usage: node node-agent/main.ts [options]
 
@@ -93,21 +89,4 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
       metricsPort,
     },
   };
-}
-
-function integerOption(flag: string, text: string | undefined, fallback: number, min: number, max: number): number {
-  if (text === undefined) return fallback;
-  const value = /^\d+$/.test(text.trim()) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${flag} must be a whole number from ${min} to ${max}, got "${text}"`);
-  }
-  return value;
-}
-
-function isDnsSubdomain(name: string): boolean {
-  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
-}
-
-function isDnsLabel(name: string): boolean {
-  return name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name);
 }

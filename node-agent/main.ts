@@ -10,9 +10,9 @@ import packageJson from "../package.json" with { type: "json" };
 import { createLogger, type Logger } from "../common/log.ts";
 import { loadKubeConfig, makeClients } from "../common/kube/client.ts";
 import { NodeAgent } from "./agent.ts";
-import { ConfigError, parseCommandLine, usage, type AgentConfig } from "./config.ts";
+import { parseCommandLine, usage, type AgentConfig } from "./config.ts";
 import { apiRequestMetrics } from "../common/api-metrics.ts";
-import { serveHealth } from "../common/health-server.ts";
+import { configurationError as reportConfigurationError, runUntilSignalled } from "../common/program.ts";
 import { agentMetrics } from "./probes.ts";
 
 const programName = "netservice-agent";
@@ -52,57 +52,18 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   });
   const running = agent;
 
-  let probes;
-  try {
-    probes = config.metricsPort > 0 ? await serveHealth({ port: config.metricsPort, ready: () => agent?.ready ?? false, notReadyMessage: "caches not synced", registry: metrics.registry, logger: log }) : undefined;
-  } catch (err) {
-    await clients.close();
-    return configurationError(new ConfigError(`cannot serve probes on port ${config.metricsPort}: ${describe(err)}; pass another --metrics-port`));
-  }
-
-  const signalled = new Promise<NodeJS.Signals>((resolve) => {
-    let received = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (received) {
-        log.warn({ signal }, "second signal: exiting without finishing the stop");
-        process.exit(130);
-      }
-      received = true;
-      resolve(signal);
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
+  return runUntilSignalled({
+    programName,
+    log,
+    clients,
+    metricsPort: config.metricsPort,
+    registry: metrics.registry,
+    controller: agent,
+    startingFields: { namespace: config.systemNamespace, debounceMs: config.debounceMs, server: kubeConfig.getCurrentCluster()?.server },
+    onStarted: () => log.info({ ...running.stats }, "caches synced and the node's report published"),
   });
-
-  log.info(
-    { namespace: config.systemNamespace, debounceMs: config.debounceMs, server: kubeConfig.getCurrentCluster()?.server },
-    "starting",
-  );
-  // start() rejects only when a signal stops the agent before its first report.
-  const started = running.start().then(
-    () => log.info({ ...running.stats }, "caches synced and the node's report published"),
-    () => {},
-  );
-  const signal = await signalled;
-  log.info({ signal }, "stopping");
-  let code = 0;
-  try {
-    await running.stop();
-  } catch (err) {
-    log.error({ err }, "stop failed");
-    code = 1;
-  }
-  await started;
-  await probes?.close();
-  await clients.close();
-  return code;
 }
 
 function configurationError(err: unknown): number {
-  process.stderr.write(`${programName}: ${describe(err)}\n`);
-  return 2;
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return reportConfigurationError(programName, err);
 }
