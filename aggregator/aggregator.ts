@@ -658,7 +658,8 @@ export class Aggregator {
 
   /** Every write goes through here: only while leading, and counted. */
   private async write<T>(term: Term, kind: string, verb: string, request: () => Promise<T>): Promise<T> {
-    if (term.signal.aborted || this.term !== term) throw new LeadershipLostError();
+    // The elector is asked too: after a pause past the lease, this runs before the term's signal can abort.
+    if (term.signal.aborted || this.term !== term || this.elector?.isLeader === false) throw new LeadershipLostError();
     try {
       const result = await request();
       this.countWrite(kind, verb);

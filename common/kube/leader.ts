@@ -14,7 +14,9 @@
 //         again. Resolves after stop(); rejects (after releasing) if onStartedLeading rejects.
 //     stop(): Promise<void>   ends leadership, waits for onStartedLeading to settle, then releases the
 //                             Lease (empty holder) so another replica takes over at its next retry
-//     isLeader: boolean, holder: string | undefined (last holder seen)
+//     isLeader: boolean       leading, and the last renewal started less than renewDeadline ago by this
+//                             replica's clock (false at once in a process that wakes from a pause)
+//     holder: string | undefined (last holder seen)
 //   decideLease({lease, observedAt, now, identity, defaultLeaseDurationSeconds}): LeaseDecision   pure
 //   nextLeaseRecord(action, current, now, identity, leaseDurationSeconds): LeaseRecord            pure
 //   releasedLeaseRecord(current, now): LeaseRecord                                                pure
@@ -265,6 +267,8 @@ export class LeaderElector {
   private observed: StoredLease | undefined;
   private observedAt = 0;
   private leading = false;
+  /** When the last successful acquire or renew was sent: the lease is surely ours until renewDeadline after it. */
+  private renewedAt = 0;
   private running: Promise<void> | undefined;
 
   constructor(options: LeaderElectorOptions) {
@@ -294,8 +298,16 @@ export class LeaderElector {
     this.logger = options.logger?.child({ lease: `${options.namespace}/${options.name}`, identity: options.identity });
   }
 
+  /**
+   * Whether this replica may act as leader now. Judged by its own clock at
+   * the moment of asking, not only by the term's signal: a process that was
+   * paused (SIGSTOP, a frozen VM, a long GC) past its lease runs I/O callbacks
+   * before the timer that would end its term, and must not write in between.
+   * The last renewal was sent before the server stored it, so another
+   * replica cannot take over before renewDeadline (< leaseDuration) from then.
+   */
   get isLeader(): boolean {
-    return this.leading;
+    return this.leading && this.clock.now() - this.renewedAt < this.renewDeadlineMs;
   }
 
   /** The holder of the lease when this replica last looked ("" if released). */
@@ -323,7 +335,9 @@ export class LeaderElector {
     onStoppedLeading: (() => void) | undefined,
   ): Promise<void> {
     while (!this.stopping) {
+      const attempted = this.clock.now();
       if (await this.tryAcquireOrRenew()) {
+        this.renewedAt = attempted;
         await this.lead(onStartedLeading, onStoppedLeading);
       } else {
         const delay = this.retryPeriodMs * (1 + jitterFactor * this.random());
@@ -348,20 +362,20 @@ export class LeaderElector {
       wake.abort();
     });
 
-    let lastRenew = this.clock.now();
     for (;;) {
       await sleep(this.clock, this.retryPeriodMs, wake.signal);
       if (this.stopping || failure) break;
-      const remaining = lastRenew + this.renewDeadlineMs - this.clock.now();
+      const attempted = this.clock.now();
+      const remaining = this.renewedAt + this.renewDeadlineMs - attempted;
       if (await this.tryAcquireOrRenew(remaining)) {
-        lastRenew = this.clock.now();
+        this.renewedAt = attempted;
         continue;
       }
       if (this.observed && this.observed.record.holderIdentity !== this.identity) {
         this.logger?.warn({ holder: this.observed.record.holderIdentity }, "another replica holds the lease; stopping leading");
         break;
       }
-      if (this.clock.now() - lastRenew >= this.renewDeadlineMs) {
+      if (this.clock.now() - this.renewedAt >= this.renewDeadlineMs) {
         this.logger?.error({ renewDeadlineMs: this.renewDeadlineMs }, "could not renew the lease in time; stopping leading");
         break;
       }
