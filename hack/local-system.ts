@@ -28,6 +28,8 @@ export type LocalSystemOptions = {
   plane?: Omit<ControlPlaneOptions, "report">;
   /** Agents get clients of their own (a user agent, a request observer) instead of the system's; closed at stop. */
   agentClients?: Pick<ClientOptions, "userAgent" | "observer" | "maxConnections">;
+  /** Start the aggregator in this process (default true); false when it runs elsewhere, e.g. as a process of its own. */
+  inProcessAggregator?: boolean;
 };
 
 export class LocalSystem {
@@ -78,7 +80,7 @@ export class LocalSystem {
     this.#netServices.start();
     await this.#netServices.synced;
     await Promise.all(simNodes.map((node) => this.startAgent(node.name)));
-    await this.startAggregator();
+    if (this.#options.inProcessAggregator ?? true) await this.startAggregator();
   }
 
   async startAgent(nodeName: string): Promise<NodeAgent> {
