@@ -1,0 +1,209 @@
+// The benchmark's parameters: presets, and the command line that picks one
+// and overrides any field. Pure, so a mistyped flag fails at once with a
+// message that says what to fix.
+//
+//   parseBenchArgs(argv): {help: true} | {help: false, params, json}
+//   presets.tiny | presets.quick | presets.scale
+import { parseArgs } from "node:util";
+
+export type Churn = {
+  /** New pods per second (each on a random node, selected by a random NetService). */
+  creations: number;
+  /** Graceful deletions per second. */
+  deletions: number;
+  /** Readiness flips per second (the fake kubelet writes the pod's Ready condition). */
+  readinessFlips: number;
+  /** Secondary-address changes per second (the fake Multus rewrites network-status). */
+  addressChanges: number;
+};
+
+export type BenchParams = {
+  preset: string;
+  nodes: number;
+  podsPerNode: number;
+  netServices: number;
+  churn: Churn;
+  /** Length of the churn phase. */
+  durationSeconds: number;
+  /** The node agents' debounce window (NodeAgentOptions.debounceMs; the program's --debounce-ms). */
+  agentDebounceMs: number;
+  /** The aggregator's concurrent reconciles (--workers). */
+  aggregatorWorkers: number;
+  /** Writes per second of the plain ConfigMap that measures the floor. */
+  floorWritesPerSecond: number;
+  /** An event not seen on a side within this time counts as missed there. */
+  eventTimeoutSeconds: number;
+  /** Deleted pods' grace period, as their terminationGracePeriodSeconds. */
+  gracePeriodSeconds: number;
+  /** Log every request to an audit log, for the API server's own count of requests by user agent. */
+  audit: boolean;
+  /** Extra kube-controller-manager flags, e.g. --kube-api-qps=100. */
+  kcmFlags: string[];
+  /** Where the chart goes. */
+  outDir: string;
+  /** Keep the working directory (control-plane and program logs, the audit log) and print where it is. */
+  keep: boolean;
+};
+
+const common = {
+  agentDebounceMs: 100,
+  aggregatorWorkers: 4,
+  eventTimeoutSeconds: 30,
+  gracePeriodSeconds: 1,
+  audit: true,
+  kcmFlags: [] as string[],
+  outDir: "bench-results",
+  keep: false,
+};
+
+export const presets: Record<string, BenchParams> = {
+  /** Seconds, for the test that checks the output is well-formed. */
+  tiny: {
+    ...common,
+    preset: "tiny",
+    nodes: 2,
+    podsPerNode: 3,
+    netServices: 1,
+    churn: { creations: 0.5, deletions: 0.5, readinessFlips: 2, addressChanges: 1 },
+    durationSeconds: 10,
+    floorWritesPerSecond: 5,
+  },
+  quick: {
+    ...common,
+    preset: "quick",
+    nodes: 10,
+    podsPerNode: 10,
+    netServices: 5,
+    churn: { creations: 2, deletions: 2, readinessFlips: 10, addressChanges: 4 },
+    durationSeconds: 30,
+    floorWritesPerSecond: 10,
+  },
+  scale: {
+    ...common,
+    preset: "scale",
+    nodes: 1000,
+    podsPerNode: 10,
+    netServices: 100,
+    churn: { creations: 2, deletions: 2, readinessFlips: 10, addressChanges: 4 },
+    durationSeconds: 60,
+    floorWritesPerSecond: 10,
+    eventTimeoutSeconds: 120,
+  },
+};
+
+export const usage = `Usage: npm run bench -- [options]
+
+Times netservice against Kubernetes' own EndpointSlice controller on the local
+control plane with simulated nodes and Multus (see docs/performance.md).
+
+Options:
+  --preset NAME              tiny | quick (default) | scale
+  --nodes N                  simulated nodes
+  --pods-per-node N          pods created in bulk on each node
+  --netservices N            NetServices; pods are spread evenly over them
+  --creations R              churn: pod creations per second
+  --deletions R              churn: pod deletions per second
+  --readiness-flips R        churn: readiness flips per second
+  --address-changes R        churn: secondary-address changes per second
+  --duration S               seconds of churn
+  --agent-debounce-ms MS     the node agents' debounce window
+  --aggregator-workers N     the aggregator's concurrent reconciles
+  --floor-writes R           ConfigMap writes per second for the floor
+  --event-timeout S          an event not seen within S seconds counts as missed
+  --grace-period S           deleted pods' terminationGracePeriodSeconds
+  --no-audit                 no API server audit log (no server-side request counts)
+  --kcm-flag FLAG            extra kube-controller-manager flag (repeatable), e.g. --kcm-flag=--kube-api-qps=100
+  --out DIR                  where the chart goes (default bench-results)
+  --keep                     keep the logs and the audit log, and say where they are
+  --json                     print one JSON document instead of tables
+  -h, --help                 this text
+`;
+
+export type ParsedBenchArgs = { help: true } | { help: false; params: BenchParams; json: boolean };
+
+export class BenchArgsError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BenchArgsError";
+  }
+}
+
+export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+      options: {
+        preset: { type: "string", default: "quick" },
+        nodes: { type: "string" },
+        "pods-per-node": { type: "string" },
+        netservices: { type: "string" },
+        creations: { type: "string" },
+        deletions: { type: "string" },
+        "readiness-flips": { type: "string" },
+        "address-changes": { type: "string" },
+        duration: { type: "string" },
+        "agent-debounce-ms": { type: "string" },
+        "aggregator-workers": { type: "string" },
+        "floor-writes": { type: "string" },
+        "event-timeout": { type: "string" },
+        "grace-period": { type: "string" },
+        audit: { type: "boolean" },
+        "kcm-flag": { type: "string", multiple: true },
+        out: { type: "string" },
+        keep: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }));
+  } catch (err) {
+    throw new BenchArgsError(`${err instanceof Error ? err.message : String(err)} (see --help)`);
+  }
+  if (values.help) return { help: true };
+  const base = presets[values.preset];
+  if (!base) throw new BenchArgsError(`--preset ${values.preset}: choose one of ${Object.keys(presets).join(", ")}`);
+  const int = (flag: string, text: string | undefined, fallback: number, min: number, max: number) =>
+    number(flag, text, fallback, min, max, true);
+  const rate = (flag: string, text: string | undefined, fallback: number) => number(flag, text, fallback, 0, 1000, false);
+  const params: BenchParams = {
+    preset: base.preset,
+    nodes: int("--nodes", values.nodes, base.nodes, 1, 1000),
+    podsPerNode: int("--pods-per-node", values["pods-per-node"], base.podsPerNode, 1, 110),
+    netServices: int("--netservices", values.netservices, base.netServices, 1, 1000),
+    churn: {
+      creations: rate("--creations", values.creations, base.churn.creations),
+      deletions: rate("--deletions", values.deletions, base.churn.deletions),
+      readinessFlips: rate("--readiness-flips", values["readiness-flips"], base.churn.readinessFlips),
+      addressChanges: rate("--address-changes", values["address-changes"], base.churn.addressChanges),
+    },
+    durationSeconds: int("--duration", values.duration, base.durationSeconds, 1, 3600),
+    agentDebounceMs: int("--agent-debounce-ms", values["agent-debounce-ms"], base.agentDebounceMs, 0, 60_000),
+    aggregatorWorkers: int("--aggregator-workers", values["aggregator-workers"], base.aggregatorWorkers, 1, 64),
+    floorWritesPerSecond: number("--floor-writes", values["floor-writes"], base.floorWritesPerSecond, 0.1, 100, false),
+    eventTimeoutSeconds: int("--event-timeout", values["event-timeout"], base.eventTimeoutSeconds, 1, 3600),
+    gracePeriodSeconds: int("--grace-period", values["grace-period"], base.gracePeriodSeconds, 0, 300),
+    audit: values.audit ?? base.audit,
+    kcmFlags: [...base.kcmFlags, ...(values["kcm-flag"] ?? [])],
+    outDir: values.out ?? base.outDir,
+    keep: values.keep,
+  };
+  for (const flag of params.kcmFlags) {
+    if (!flag.startsWith("--")) throw new BenchArgsError(`--kcm-flag ${flag}: give the flag with its dashes, e.g. --kcm-flag=--kube-api-qps=100`);
+  }
+  if (params.nodes * params.podsPerNode < params.netServices) {
+    throw new BenchArgsError(`${params.nodes * params.podsPerNode} pods cannot give each of ${params.netServices} NetServices a pod; add nodes or pods per node`);
+  }
+  return { help: false, params, json: values.json };
+}
+
+function number(flag: string, text: string | undefined, fallback: number, min: number, max: number, integer: boolean): number {
+  if (text === undefined) return fallback;
+  const value = Number(text.trim());
+  if (text.trim() === "" || !Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    throw new BenchArgsError(`${flag} must be ${integer ? "a whole number" : "a number"} from ${min} to ${max}, got "${text}"`);
+  }
+  return value;
+}

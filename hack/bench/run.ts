@@ -1,0 +1,699 @@
+// One benchmark run, start to finish:
+//
+//   1. The local system (control plane, simulated nodes with the fake kubelet
+//      and Multus, one node agent per node in this process), with the API
+//      server's audit log on; then the aggregator and the agent of
+//      sim-node-0 move into processes of their own, as deployed, so their
+//      CPU and memory are theirs alone.
+//   2. The observer thread watches both sides; NetServices are created.
+//   3. Bulk: nodes x podsPerNode pods at once; converged when every pod is
+//      ready on our EndpointSlices (and, separately, on Kubernetes').
+//   4. Churn: creations, deletions, readiness flips and address changes at
+//      the configured rates for durationSeconds, while a ConfigMap is written
+//      for the floor; then every event is waited for (or times out).
+//   5. Counters, /proc figures and the audit log are read; everything stops.
+//
+// Every event's t0 is the moment the harness (deletions) or the fake
+// kubelet/Multus (everything else) sent the write, taken just before the
+// request; every arrival is taken by the observer thread as the watch event
+// is decoded. Both are Date.now(), the same clock.
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { Applier } from "../../common/kube/apply.ts";
+import { makeClients, type KubeClients } from "../../common/kube/client.ts";
+import { isNotFound } from "../../common/kube/http.ts";
+import { createRootLogger } from "../../common/log.ts";
+import { freePort, startProcess, type ManagedProcess } from "../cluster/process.ts";
+import { LocalSystem, repoRoot } from "../local-system.ts";
+import { applyManifests, loadManifests } from "../manifests.ts";
+import { auditByVerb, auditFlags, auditWrites, countAudit, benchUserAgents, programs, type AuditCounts } from "./audit.ts";
+import { eventKinds, LatencyMatcher, sides, summarise, type EventKind, type PodEvent, type Settled, type Side } from "./latency.ts";
+import { startObserver, floorLabel, type Observer, type ObserverMessage } from "./observer.ts";
+import type { BenchParams } from "./params.ts";
+import { cpuSecondsBetween, readProcStats, type ProcStats } from "./proc-stats.ts";
+import { byVerb, RequestCounter, writesOf, type RequestCounts } from "./request-counter.ts";
+import type { BenchResult, LatencyFigures, ProcessFigures } from "./result.ts";
+import { benchNetworkKey, netServiceManifest, netServiceName, podManifest, PodPool, seededRandom, type BenchPod } from "./workload.ts";
+
+export const benchNamespace = "bench";
+const representativeNode = "sim-node-0";
+const kubernetesVersion = "v1.36.3";
+
+export type Progress = (line: string) => void;
+
+/** The result without the chart's file name, and the latencies the chart draws. */
+export type BenchRunOutput = { result: Omit<BenchResult, "chart">; samples: Record<"slices" | "endpoints" | "kube" | "floor", number[]> };
+
+export async function runBench(params: BenchParams, progress: Progress): Promise<BenchRunOutput> {
+  const run = new BenchRun(params, progress);
+  try {
+    return await run.execute();
+  } catch (err) {
+    progress(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    throw err;
+  } finally {
+    await run.stop();
+  }
+}
+
+type Snapshot = {
+  at: number;
+  procs: Map<string, ProcStats | undefined>;
+  agentRequests: RequestCounts;
+  aggregatorWrites: Map<string, number>;
+  childAgentWrites: number;
+  revisions: Record<Side, number>;
+};
+
+type Child = { process: ManagedProcess; metricsPort: number };
+
+class BenchRun {
+  readonly #params: BenchParams;
+  readonly #progress: Progress;
+  readonly #random = seededRandom(1);
+  readonly #agentCounter = new RequestCounter();
+  readonly #pool: PodPool;
+  readonly #bulk: LatencyMatcher;
+  readonly #churn: LatencyMatcher;
+  /** Which phase created a pod (by name), so its creation is timed in that phase. */
+  readonly #createdIn = new Map<string, "bulk" | "churn">();
+  readonly #awaitingCreate = new Set<string>();
+  readonly #createSettled = new Set<string>();
+  /** Per side, when the last bulk pod was shown ready there. */
+  readonly #bulkConvergedAt = new Map<Side, number>();
+  readonly #actionsInFlight = new Set<string>();
+  readonly #addressChangeRequested = new Set<string>();
+  readonly #floorSent = new Map<number, number>();
+  readonly #floorSamples: number[] = [];
+  readonly #revisions: Record<Side, number> = { slices: 0, endpoints: 0, kube: 0 };
+  readonly #issued = Object.fromEntries(eventKinds.map((kind) => [kind, 0])) as Record<EventKind, number>;
+  #skipped = 0;
+  #failed = 0;
+  #bulkRunningAt = 0;
+  #bulkRunning = 0;
+  #workDir = "";
+  #auditLog: string | undefined;
+  #system: LocalSystem | undefined;
+  #clients: KubeClients | undefined;
+  #aggregator: Child | undefined;
+  #agent: Child | undefined;
+  #observer: Observer | undefined;
+  #expiry: NodeJS.Timeout | undefined;
+
+  constructor(params: BenchParams, progress: Progress) {
+    this.#params = params;
+    this.#progress = progress;
+    this.#pool = new PodPool(this.#random);
+    // Bulk events wait as long as convergence may take; churn events as long as the parameters say.
+    this.#bulk = new LatencyMatcher({
+      timeoutMs: Math.max(600, params.eventTimeoutSeconds) * 1000,
+      onSettled: (settled) => {
+        this.#bulkSettled(settled);
+        this.#settled(settled);
+      },
+    });
+    this.#churn = new LatencyMatcher({ timeoutMs: params.eventTimeoutSeconds * 1000, onSettled: (settled) => this.#settled(settled) });
+  }
+
+  async execute(): Promise<BenchRunOutput> {
+    const params = this.#params;
+    const startedAt = Date.now();
+    const loadAverageBefore = os.loadavg().map(round2);
+    await this.#startSystem();
+    const system = this.#system as LocalSystem;
+    const clients = this.#clients as KubeClients;
+
+    this.#progress("creating the namespace and the NetServices");
+    const applier = new Applier(clients.http, { fieldManager: "netservice-bench" });
+    await applyManifests(applier, clients.http, [
+      ...(await loadManifests(path.join(repoRoot, "hack", "demo", "networks.yaml"))),
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: benchNamespace } },
+    ]);
+    await waitFor("the namespace's default ServiceAccount", 60_000, async () =>
+      exists(clients, `/api/v1/namespaces/${benchNamespace}/serviceaccounts/default`),
+    );
+    for (let i = 0; i < params.netServices; i++) await applier.apply(netServiceManifest(benchNamespace, i));
+    await waitFor("every NetService's Endpoints", 120_000, async () => {
+      const list = await clients.http.request<{ items: unknown[] }>({
+        method: "GET",
+        path: `/api/v1/namespaces/${benchNamespace}/endpoints`,
+        query: { labelSelector: "endpointslice.kubernetes.io/skip-mirror=true" },
+      });
+      return list.items.length >= params.netServices;
+    });
+
+    const nodeNames = system.sim.nodes.list().map((node) => node.name);
+    this.#nodeNames = nodeNames;
+    const total = params.nodes * params.podsPerNode;
+    this.#progress(`bulk: creating ${total} pods on ${params.nodes} nodes for ${params.netServices} NetServices`);
+    const bulkStart = await this.#snapshot();
+    await forEachLimit(total, 32, async (i) => {
+      // Round r puts one pod on every node; successive rounds shift the NetService, so each spans many nodes.
+      const node = i % params.nodes;
+      const netService = (i + Math.floor(i / params.nodes)) % params.netServices;
+      await this.#createPod(`bench-${i}`, nodeNames[node] as string, netService, "bulk");
+    });
+    const createSeconds = (Date.now() - bulkStart.at) / 1000;
+    this.#progress(`bulk: ${total} pods created in ${createSeconds.toFixed(1)} s; waiting until both sides show them`);
+    await waitFor("the bulk pods on both sides", Math.max(600, params.eventTimeoutSeconds) * 1000 + 30_000, async () => {
+      this.#bulk.expire(Date.now());
+      return this.#bulk.events("create") >= total && this.#bulk.pendingCount === 0;
+    }, 250);
+    const bulkEnd = await this.#snapshot();
+    const convergedAt = (side: Side) => this.#bulkConvergedAt.get(side);
+    const converge = (side: Side) => {
+      const at = convergedAt(side);
+      return this.#bulk.missed(side) > 0 || at === undefined ? null : round2((at - bulkStart.at) / 1000);
+    };
+    this.#progress(
+      `bulk: ours converged in ${converge("slices") ?? "(missed)"} s, Kubernetes' in ${converge("kube") ?? "(missed)"} s`,
+    );
+
+    this.#progress(`churn: ${describeChurn(params)} for ${params.durationSeconds} s`);
+    const churnStart = await this.#snapshot();
+    const floorWriter = this.#writeFloor();
+    await this.#churnFor(params.durationSeconds * 1000);
+    floorWriter.stop();
+    await floorWriter.done;
+    this.#progress(`churn: waiting for ${this.#churn.pendingCount} events still in flight`);
+    await waitFor("the churn events", params.eventTimeoutSeconds * 1000 + 30_000, async () => {
+      this.#churn.expire(Date.now());
+      return this.#churn.pendingCount === 0 && this.#actionsInFlight.size === 0;
+    }, 250);
+    // Late watch events of the last writes (a relist, a second slice) still count as the churn's cost.
+    await sleep(1000);
+    const churnEnd = await this.#snapshot();
+    const audit = await this.#readAudit(churnStart.at, churnEnd.at);
+    const loadAverageAfter = os.loadavg().map(round2);
+
+    const result = await this.#result({
+      startedAt,
+      loadAverageBefore,
+      loadAverageAfter,
+      snapshots: { bulkStart, bulkEnd, churnStart, churnEnd },
+      bulk: { pods: total, createSeconds: round2(createSeconds), converge },
+      audit,
+    });
+    const kubeVisible = eventKinds.filter((kind) => kind !== "address");
+    const samples = (side: Side) => kubeVisible.flatMap((kind) => this.#churn.samples(side, kind));
+    return { result, samples: { slices: samples("slices"), endpoints: samples("endpoints"), kube: samples("kube"), floor: [...this.#floorSamples] } };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#expiry) clearInterval(this.#expiry);
+    await this.#observer?.stop().catch(() => undefined);
+    await Promise.all([this.#aggregator?.process.stop(), this.#agent?.process.stop()]);
+    await this.#system?.stop().catch((err: unknown) => this.#progress(`stopping the local system failed: ${String(err)}`));
+    await this.#clients?.close();
+    if (this.#params.keep) this.#progress(`kept ${this.#workDir} (program logs, audit log) and ${this.#system?.plane.dir} (control-plane logs)`);
+    else if (this.#workDir) await rm(this.#workDir, { recursive: true, force: true });
+  }
+
+  async #startSystem() {
+    const params = this.#params;
+    this.#workDir = await mkdtemp(path.join(os.tmpdir(), "netservice-bench-"));
+    const audit = params.audit ? await auditFlags(this.#workDir) : undefined;
+    this.#auditLog = audit?.logFile;
+    const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
+    this.#progress(`starting the control plane and ${params.nodes} simulated nodes with their agents`);
+    const system = await LocalSystem.start({
+      nodes: params.nodes,
+      report: this.#progress,
+      logger,
+      plane: {
+        keepDir: params.keep,
+        extraFlags: {
+          ...(audit ? { "kube-apiserver": audit.flags } : {}),
+          ...(params.kcmFlags.length > 0 ? { "kube-controller-manager": params.kcmFlags } : {}),
+        },
+      },
+      agent: { debounceMs: params.agentDebounceMs },
+      inProcessAggregator: false,
+      agentClients: { userAgent: benchUserAgents.agents, observer: this.#agentCounter.observer },
+      sim: {
+        // IPv4 pods, as the benchmark's network: Kubernetes' side then publishes one slice per 100 pods, like ours.
+        layout: { ipFamilies: ["IPv4"] },
+        maxGracePeriodMs: params.gracePeriodSeconds * 1000,
+        onStatusWritten: (event) => {
+          if (event.namespace !== benchNamespace) return;
+          if (event.started) this.#podStarted(event.namespace, event.name, event.uid, event.startedAt);
+          else this.#expectChurn({ kind: event.ready ? "ready" : "unready", uid: event.uid, t0: event.startedAt, targets: readinessTargets(event.ready) });
+        },
+        onAnnotationWritten: (event) => {
+          if (event.namespace !== benchNamespace || !this.#addressChangeRequested.delete(event.uid)) return;
+          const addresses = this.#secondaryAddresses(event.namespace, event.name);
+          this.#expectChurn({ kind: "address", uid: event.uid, t0: event.startedAt, targets: { slices: { kind: "addresses", addresses }, endpoints: { kind: "addresses", addresses } } });
+        },
+        onPodRemoved: (event) => {
+          if (event.namespace !== benchNamespace) return;
+          this.#expectChurn({ kind: "remove", uid: event.uid, t0: event.startedAt, targets: { slices: { kind: "absent" }, endpoints: { kind: "absent" }, kube: { kind: "absent" } } });
+        },
+      },
+    });
+    this.#system = system;
+    this.#clients = makeClients(system.kubeConfig, { userAgent: benchUserAgents.harness, maxConnections: 16 });
+
+    // As deployed: the aggregator and one node's agent in processes of their own.
+    this.#progress("moving the aggregator and the agent of sim-node-0 into processes of their own");
+    await system.stopAgent(representativeNode);
+    const kubeconfig = system.plane.kubeconfig;
+    this.#aggregator = await this.#startChild("aggregator", path.join(repoRoot, "aggregator", "main.ts"), [
+      `--kubeconfig=${kubeconfig}`,
+      "--no-leader-elect",
+      "--identity=bench-aggregator",
+      `--workers=${params.aggregatorWorkers}`,
+    ]);
+    this.#agent = await this.#startChild("agent", path.join(repoRoot, "node-agent", "main.ts"), [
+      `--kubeconfig=${kubeconfig}`,
+      `--node-name=${representativeNode}`,
+      `--debounce-ms=${params.agentDebounceMs}`,
+    ]);
+
+    this.#observer = startObserver({ kubeconfig, namespace: benchNamespace });
+    this.#observer.onMessage((message) => this.#observed(message));
+    await this.#observer.synced;
+    this.#expiry = setInterval(() => {
+      const now = Date.now();
+      this.#bulk.expire(now);
+      this.#churn.expire(now);
+    }, 1000);
+  }
+
+  async #startChild(name: string, program: string, args: string[]): Promise<Child> {
+    const metricsPort = await freePort();
+    const child = startProcess(
+      name,
+      process.execPath,
+      [program, ...args, `--metrics-port=${metricsPort}`],
+      path.join(this.#workDir, `${name}.log`),
+      { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
+    );
+    const died = child.exited.then((code) => {
+      throw new Error(`the ${name} process exited (${code}) during start-up:\n${child.logTail()}`);
+    });
+    died.catch(() => undefined);
+    await Promise.race([
+      waitFor(`the ${name} process to be ready`, 120_000, async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok),
+      died,
+    ]);
+    return { process: child, metricsPort };
+  }
+
+  #observed(message: ObserverMessage) {
+    switch (message.type) {
+      case "pod":
+        this.#bulk.observe(message);
+        this.#churn.observe(message);
+        return;
+      case "revision":
+        this.#revisions[message.side]++;
+        return;
+      case "floor": {
+        const sent = this.#floorSent.get(message.seq);
+        if (sent === undefined) return;
+        this.#floorSent.delete(message.seq);
+        this.#floorSamples.push(message.at - sent);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #podStarted(namespace: string, name: string, uid: string, t0: number) {
+    const phase = this.#createdIn.get(name);
+    if (!phase) return;
+    const addresses = this.#secondaryAddresses(namespace, name);
+    const event: PodEvent = {
+      kind: "create",
+      uid,
+      t0,
+      targets: { slices: { kind: "ready", addresses }, endpoints: { kind: "ready", addresses }, kube: { kind: "ready" } },
+    };
+    if (phase === "bulk") {
+      this.#bulkRunning++;
+      this.#bulkRunningAt = Math.max(this.#bulkRunningAt, Date.now());
+      this.#bulk.expect(event);
+    } else {
+      this.#expectChurn(event);
+    }
+  }
+
+  #expectChurn(event: PodEvent) {
+    this.#issued[event.kind]++;
+    this.#churn.expect(event);
+  }
+
+  #bulkSettled({ event, latencies }: Settled) {
+    for (const side of sides) {
+      const latency = latencies[side];
+      if (latency !== undefined) this.#bulkConvergedAt.set(side, Math.max(this.#bulkConvergedAt.get(side) ?? 0, event.t0 + latency));
+    }
+  }
+
+  #settled({ event }: Settled) {
+    if (event.kind === "create") {
+      this.#awaitingCreate.delete(event.uid);
+      this.#createSettled.add(event.uid);
+    }
+    if (event.kind === "remove") {
+      this.#pool.remove(event.uid);
+      this.#bulk.forget(event.uid);
+      this.#churn.forget(event.uid);
+      return;
+    }
+    this.#maybeFree(event.uid);
+  }
+
+  #maybeFree(uid: string) {
+    const pod = this.#pool.get(uid);
+    if (!pod || pod.deleting) return;
+    if (this.#actionsInFlight.has(uid) || this.#awaitingCreate.has(uid) || this.#bulk.isPending(uid) || this.#churn.isPending(uid)) return;
+    pod.busy = false;
+  }
+
+  #secondaryAddresses(namespace: string, name: string): string[] {
+    return this.#system?.sim.multus.addressesOf(namespace, name).get(benchNetworkKey) ?? [];
+  }
+
+  async #createPod(name: string, nodeName: string, netService: number, phase: "bulk" | "churn") {
+    const clients = this.#clients as KubeClients;
+    this.#createdIn.set(name, phase);
+    const created = await clients.http.request<{ metadata: { uid: string } }>({
+      method: "POST",
+      path: `/api/v1/namespaces/${benchNamespace}/pods`,
+      body: podManifest(benchNamespace, { name, nodeName, netService, gracePeriodSeconds: this.#params.gracePeriodSeconds }),
+    });
+    const uid = created.metadata.uid;
+    // Until its creation is seen on every side, no other event may touch it (it may, rarely, have been seen already).
+    if (!this.#createSettled.has(uid)) this.#awaitingCreate.add(uid);
+    this.#pool.add({ namespace: benchNamespace, name, uid, nodeName, ready: true, busy: true, deleting: false });
+    this.#maybeFree(uid);
+  }
+
+  async #churnFor(durationMs: number) {
+    const { churn } = this.#params;
+    const rates: [keyof typeof churn, () => void][] = [
+      ["creations", () => this.#churnCreate()],
+      ["deletions", () => this.#churnDelete()],
+      ["readinessFlips", () => this.#churnFlip()],
+      ["addressChanges", () => this.#churnAddress()],
+    ];
+    const credit = new Map<string, number>();
+    const start = Date.now();
+    let last = start;
+    while (Date.now() - start < durationMs) {
+      await sleep(10);
+      const now = Date.now();
+      const seconds = (now - last) / 1000;
+      last = now;
+      for (const [name, launch] of rates) {
+        let due = (credit.get(name) ?? 0) + churn[name] * seconds;
+        for (; due >= 1; due--) launch();
+        credit.set(name, due);
+      }
+    }
+  }
+
+  #nodeNames: string[] = [];
+  #churnCreated = 0;
+
+  #churnCreate() {
+    const name = `bench-c${this.#churnCreated++}`;
+    const node = this.#nodeNames[Math.floor(this.#random() * this.#nodeNames.length)] as string;
+    const netService = Math.floor(this.#random() * this.#params.netServices);
+    this.#track(name, this.#createPod(name, node, netService, "churn"));
+  }
+
+  #churnDelete() {
+    const pod = this.#pickIdle();
+    if (!pod) return;
+    pod.deleting = true;
+    pod.busy = true;
+    const clients = this.#clients as KubeClients;
+    const t0 = Date.now();
+    this.#expectChurn({ kind: "delete", uid: pod.uid, t0, targets: { slices: { kind: "notServing" }, endpoints: { kind: "notServing" }, kube: { kind: "notServing" } } });
+    this.#track(pod.uid, clients.http.request({
+      method: "DELETE",
+      path: `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
+      body: { preconditions: { uid: pod.uid } },
+    }));
+  }
+
+  #churnFlip() {
+    const pod = this.#pickIdle();
+    if (!pod) return;
+    pod.busy = true;
+    const ready = !pod.ready;
+    this.#track(pod.uid, (this.#system as LocalSystem).sim.setReady(pod.namespace, pod.name, ready).then(() => {
+      pod.ready = ready;
+    }));
+  }
+
+  #churnAddress() {
+    const pod = this.#pickIdle();
+    if (!pod) return;
+    pod.busy = true;
+    this.#addressChangeRequested.add(pod.uid);
+    this.#track(pod.uid, (this.#system as LocalSystem).sim.multus.changeAddress(pod.namespace, pod.name, benchNetworkKey).then(() => undefined));
+  }
+
+  #pickIdle(): BenchPod | undefined {
+    const pod = this.#pool.pick((candidate) => !candidate.busy && !candidate.deleting);
+    if (!pod) this.#skipped++;
+    return pod;
+  }
+
+  #track(id: string, action: Promise<unknown>) {
+    this.#actionsInFlight.add(id);
+    action
+      .catch((err: unknown) => {
+        this.#failed++;
+        this.#progress(`churn action on ${id} failed: ${err instanceof Error ? err.message : String(err)}`);
+      })
+      .finally(() => {
+        this.#actionsInFlight.delete(id);
+        this.#maybeFree(id);
+      });
+  }
+
+  #writeFloor(): { stop(): void; done: Promise<void> } {
+    const clients = this.#clients as KubeClients;
+    const intervalMs = 1000 / this.#params.floorWritesPerSecond;
+    let stopped = false;
+    const done = (async () => {
+      let seq = 0;
+      const path = `/api/v1/namespaces/${benchNamespace}/configmaps`;
+      const body = (n: number) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bench-floor", namespace: benchNamespace, labels: { [floorLabel]: "true" } }, data: { seq: String(n) } });
+      this.#floorSent.set(seq, Date.now());
+      await clients.http.request({ method: "POST", path, body: body(seq) }).catch(() => this.#floorSent.delete(seq));
+      while (!stopped) {
+        await sleep(intervalMs);
+        seq++;
+        this.#floorSent.set(seq, Date.now());
+        await clients.http
+          .request({ method: "PUT", path: `${path}/bench-floor`, body: body(seq) })
+          .catch(() => this.#floorSent.delete(seq));
+      }
+    })();
+    return { stop: () => (stopped = true), done };
+  }
+
+  async #snapshot(): Promise<Snapshot> {
+    const plane = (this.#system as LocalSystem).plane;
+    const procs = new Map<string, ProcStats | undefined>();
+    procs.set("aggregator", this.#aggregator && readProcStats(this.#aggregator.process.pid));
+    procs.set("agent", this.#agent && readProcStats(this.#agent.process.pid));
+    for (const [name, proc] of plane.processes) procs.set(name, readProcStats(proc.pid));
+    procs.set("main", readProcStats(process.pid));
+    const snapshot: Snapshot = {
+      at: Date.now(),
+      procs,
+      agentRequests: this.#agentCounter.snapshot(),
+      aggregatorWrites: new Map(),
+      childAgentWrites: 0,
+      revisions: { ...this.#revisions },
+    };
+    const aggregator = this.#aggregator ? await scrape(this.#aggregator.metricsPort) : [];
+    for (const { name, labels, value } of aggregator) {
+      if (name === "netservice_aggregator_writes_total") snapshot.aggregatorWrites.set(`${labels.kind} ${labels.verb}`, value);
+    }
+    const agent = this.#agent ? await scrape(this.#agent.metricsPort) : [];
+    snapshot.childAgentWrites = agent.find((sample) => sample.name === "netservice_agent_report_writes_total")?.value ?? 0;
+    return snapshot;
+  }
+
+  async #readAudit(from: number, to: number): Promise<AuditCounts | undefined> {
+    if (!this.#auditLog) return undefined;
+    // The log is written in batches at most a second apart.
+    await sleep(2500);
+    return countAudit(this.#auditLog, { from, to });
+  }
+
+  async #result(input: {
+    startedAt: number;
+    loadAverageBefore: number[];
+    loadAverageAfter: number[];
+    snapshots: { bulkStart: Snapshot; bulkEnd: Snapshot; churnStart: Snapshot; churnEnd: Snapshot };
+    bulk: { pods: number; createSeconds: number; converge: (side: Side) => number | null };
+    audit: AuditCounts | undefined;
+  }): Promise<Omit<BenchResult, "chart">> {
+    const params = this.#params;
+    const { bulkStart, bulkEnd, churnStart, churnEnd } = input.snapshots;
+    const matcher = this.#churn;
+    const kubeVisibleKinds = eventKinds.filter((kind) => kind !== "address");
+    const figures = (side: Side, kinds: readonly EventKind[]): LatencyFigures => ({
+      ...summarise(kinds.flatMap((kind) => matcher.samples(side, kind))),
+      missed: kinds.reduce((sum, kind) => sum + matcher.missed(side, kind), 0),
+    });
+    const floor: LatencyFigures = { ...summarise(this.#floorSamples), missed: this.#floorSent.size };
+    const ours = figures("slices", kubeVisibleKinds);
+    const kube = figures("kube", kubeVisibleKinds);
+    const byKind = Object.fromEntries(
+      eventKinds.map((kind) => [kind, Object.fromEntries(sides.map((side) => [side, figures(side, [kind])]))]),
+    ) as BenchResult["byKind"];
+
+    const podChanges = eventKinds.reduce((sum, kind) => sum + this.#issued[kind], 0);
+    const kubeVisible = kubeVisibleKinds.reduce((sum, kind) => sum + this.#issued[kind], 0);
+    // The same counters, read at both ends of the churn phase (scraped now for the end, earlier for the start).
+    const agentRequests = this.#agentCounter.since(churnStart.agentRequests);
+    const aggregatorByKind: Record<string, number> = {};
+    for (const [id, count] of churnEnd.aggregatorWrites) {
+      const delta = count - (churnStart.aggregatorWrites.get(id) ?? 0);
+      if (delta > 0) aggregatorByKind[id] = delta;
+    }
+    const aggregatorWrites = Object.values(aggregatorByKind).reduce((a, b) => a + b, 0);
+    const agentWrites = writesOf(agentRequests) + (churnEnd.childAgentWrites - churnStart.childAgentWrites);
+    const audit = input.audit;
+    const apiServerWrites = audit
+      ? Object.fromEntries(programs.map((program) => [program, auditWrites(audit, program)]))
+      : null;
+    const kubeWrites = audit ? auditWrites(audit, "kube-endpointslice") + auditWrites(audit, "kube-endpoints") : null;
+
+    const processes: Record<string, ProcessFigures> = {};
+    for (const [name, end] of churnEnd.procs) {
+      if (!end) continue;
+      processes[name] = {
+        peakRssMb: end.peakRssMb,
+        rssMb: end.rssMb,
+        cpuSecondsBulk: cpuSecondsBetween(bulkStart.procs.get(name), bulkEnd.procs.get(name)),
+        cpuSecondsChurn: cpuSecondsBetween(churnStart.procs.get(name), end),
+      };
+    }
+    const perChange = (value: number, changes: number) => (changes > 0 ? round2(value / changes) : 0);
+    return {
+      parameters: params,
+      environment: {
+        cpus: os.cpus().length,
+        loadAverageBefore: input.loadAverageBefore,
+        loadAverageAfter: input.loadAverageAfter,
+        node: process.version,
+        kubernetes: kubernetesVersion,
+        kubeControllerManagerFlags: params.kcmFlags,
+        startedAt: new Date(input.startedAt).toISOString(),
+        wallSeconds: round2((Date.now() - input.startedAt) / 1000),
+      },
+      ours: { ...ours, multipleOfFloorP50: ratio(ours.p50Ms, floor.p50Ms) },
+      oursEndpoints: figures("endpoints", kubeVisibleKinds),
+      kube: { ...kube, multipleOfFloorP50: ratio(kube.p50Ms, floor.p50Ms) },
+      floor,
+      addressChanges: { slices: figures("slices", ["address"]), endpoints: figures("endpoints", ["address"]) },
+      byKind,
+      podChanges: { total: podChanges, kubeVisible, byKind: { ...this.#issued }, skipped: this.#skipped, failed: this.#failed },
+      writesPerPodChange: perChange(agentWrites + aggregatorWrites, podChanges),
+      kubeWritesPerPodChange: kubeWrites === null ? null : perChange(kubeWrites, kubeVisible),
+      writes: { agents: agentWrites, aggregator: aggregatorWrites, aggregatorByKind, apiServer: apiServerWrites },
+      revisionsPerPodChange: {
+        slices: perChange(churnEnd.revisions.slices - churnStart.revisions.slices, podChanges),
+        endpoints: perChange(churnEnd.revisions.endpoints - churnStart.revisions.endpoints, podChanges),
+        kube: perChange(churnEnd.revisions.kube - churnStart.revisions.kube, kubeVisible),
+      },
+      requests: {
+        agentsClientSide: byVerb(agentRequests),
+        apiServer: audit ? Object.fromEntries(programs.map((program) => [program, auditByVerb(audit, program)])) : null,
+      },
+      agentRssMb: processes.agent?.peakRssMb ?? Number.NaN,
+      agentCpuSeconds: round2((processes.agent?.cpuSecondsBulk ?? 0) + (processes.agent?.cpuSecondsChurn ?? 0)),
+      aggregatorRssMb: processes.aggregator?.peakRssMb ?? Number.NaN,
+      processes,
+      convergeSeconds: input.bulk.converge("slices"),
+      kubeConvergeSeconds: input.bulk.converge("kube"),
+      bulk: {
+        pods: input.bulk.pods,
+        createSeconds: input.bulk.createSeconds,
+        allRunningSeconds: this.#bulkRunning >= input.bulk.pods ? round2((this.#bulkRunningAt - bulkStart.at) / 1000) : null,
+        missed: Object.fromEntries(sides.map((side) => [side, this.#bulk.missed(side)])) as Record<Side, number>,
+      },
+    };
+  }
+}
+
+function readinessTargets(ready: boolean): PodEvent["targets"] {
+  const target = ready ? ({ kind: "ready" } as const) : ({ kind: "unready" } as const);
+  return { slices: target, endpoints: target, kube: target };
+}
+
+function describeChurn(params: BenchParams): string {
+  const { creations, deletions, readinessFlips, addressChanges } = params.churn;
+  return `${creations} creations, ${deletions} deletions, ${readinessFlips} readiness flips and ${addressChanges} address changes per second`;
+}
+
+type Sample = { name: string; labels: Record<string, string>; value: number };
+
+async function scrape(port: number): Promise<Sample[]> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const pair of (match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1] as string] = pair[2] as string;
+    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+async function exists(clients: KubeClients, path: string): Promise<boolean> {
+  try {
+    await clients.http.request({ method: "GET", path });
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function waitFor(what: string, timeoutMs: number, check: () => Promise<boolean>, intervalMs = 200): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err;
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
+}
+
+async function forEachLimit(count: number, limit: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function ratio(value: number, floor: number): number {
+  return floor > 0 ? round2(value / floor) : Number.NaN;
+}
+
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
