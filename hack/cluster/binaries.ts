@@ -18,7 +18,7 @@ export type Binaries = {
   kubectl: string;
 };
 
-type Tool = {
+export type Tool = {
   /** Names the cache folder, with the version. */
   name: string;
   /** Folder of the Go module under hack/tools/. */
@@ -79,7 +79,7 @@ export function toolVersion(tool: Pick<Tool, "module" | "versionOf">): string {
 export const kubernetesVersion = (): string => toolVersion(kubernetes);
 export const etcdVersion = (): string => toolVersion(etcd);
 
-async function ensureTool(tool: Tool, report: (line: string) => void): Promise<string> {
+export async function ensureTool(tool: Tool, report: (line: string) => void): Promise<string> {
   const version = toolVersion(tool);
   const dir = path.join(cacheRoot(), "bin", `${tool.name}-${version}`);
   const missing = Object.keys(tool.commands).filter((name) => !existsSync(path.join(dir, name)));
