@@ -287,7 +287,8 @@ class BenchRun {
       process.execPath,
       [program, ...args, `--metrics-port=${metricsPort}`],
       path.join(this.#workDir, `${name}.log`),
-      { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
+      // As deployed: without the NODE_OPTIONS of whatever started the benchmark (a test runner's loaders, say).
+      { ...process.env, NODE_OPTIONS: "", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },
     );
     const died = child.exited.then((code) => {
       throw new Error(`the ${name} process exited (${code}) during start-up:\n${child.logTail()}`);
@@ -427,7 +428,8 @@ class BenchRun {
   }
 
   #churnDelete() {
-    const pod = this.#pickIdle();
+    // A ready pod, so that each side has a change to show: an unready one looks the same while it terminates.
+    const pod = this.#pickIdle((candidate) => candidate.ready);
     if (!pod) return;
     pod.deleting = true;
     pod.busy = true;
@@ -459,8 +461,8 @@ class BenchRun {
     this.#track(pod.uid, (this.#system as LocalSystem).sim.multus.changeAddress(pod.namespace, pod.name, benchNetworkKey).then(() => undefined));
   }
 
-  #pickIdle(): BenchPod | undefined {
-    const pod = this.#pool.pick((candidate) => !candidate.busy && !candidate.deleting);
+  #pickIdle(also: (pod: BenchPod) => boolean = () => true): BenchPod | undefined {
+    const pod = this.#pool.pick((candidate) => !candidate.busy && !candidate.deleting && also(candidate));
     if (!pod) this.#skipped++;
     return pod;
   }
