@@ -13,8 +13,12 @@
 //   matcher.samples("slices", "ready") // latencies in ms
 import type { PodView } from "./pod-views.ts";
 
-/** slices and endpoints: ours; kube: kube-controller-manager's EndpointSlice of the template Service. */
-export const sides = ["slices", "endpoints", "kube"] as const;
+/**
+ * slices and endpoints: ours; reports: the agents' node reports, our first hop (so that
+ * the latency splits into agent and aggregator); kube: kube-controller-manager's
+ * EndpointSlice of the template Service.
+ */
+export const sides = ["slices", "endpoints", "reports", "kube"] as const;
 export type Side = (typeof sides)[number];
 
 export const eventKinds = ["create", "ready", "unready", "address", "delete", "remove"] as const;

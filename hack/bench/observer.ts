@@ -1,9 +1,9 @@
 // The harness's eyes, in a worker thread of their own so that the time a
 // watch event arrives is taken at once, not after whatever JavaScript the
-// in-process node agents and simulation run in the main thread. Watches four
-// collections in the benchmark's namespace (our EndpointSlices, our
-// Endpoints, kube-controller-manager's EndpointSlices, the floor's
-// ConfigMap) and posts to the main thread each pod whose view on a side
+// in-process node agents and simulation run in the main thread. Watches our
+// EndpointSlices and Endpoints, kube-controller-manager's EndpointSlices and
+// the floor's ConfigMap in the benchmark's namespace, and the node reports
+// (our first hop), and posts to the main thread each pod whose view on a side
 // changed, and each floor value seen, with Date.now() at arrival.
 //
 //   const observer = startObserver({ kubeconfig, namespace });
@@ -11,13 +11,23 @@
 //   await observer.synced;  ...  await observer.stop();
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import { KubeConfig } from "@kubernetes/client-node";
-import { labels, sliceManagedBy } from "../../common/api.ts";
+import { apiVersion, defaultSystemNamespace, labels, reportPlural, sliceManagedBy } from "../../common/api.ts";
 import { makeClients } from "../../common/kube/client.ts";
 import { Informer } from "../../common/kube/informer.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { createRootLogger } from "../../common/log.ts";
 import type { Side } from "./latency.ts";
-import { entriesOfEndpoints, entriesOfSlice, PodViews, type EndpointsJson, type PodEntry, type PodView, type SliceJson } from "./pod-views.ts";
+import {
+  entriesOfEndpoints,
+  entriesOfReport,
+  entriesOfSlice,
+  PodViews,
+  type EndpointsJson,
+  type PodEntry,
+  type PodView,
+  type ReportJson,
+  type SliceJson,
+} from "./pod-views.ts";
 
 export const floorLabel = "bench.svcctl.metaswitch.com/floor";
 export const kubeSliceManagedBy = "endpointslice-controller.k8s.io";
@@ -82,6 +92,7 @@ async function runObserver(data: ObserverData) {
   const common = { http: clients.http, logger };
   const slice = (obj: KubeObject) => entriesOfSlice(obj as SliceJson);
   const endpoints = (obj: KubeObject) => entriesOfEndpoints(obj as EndpointsJson);
+  const report = (obj: KubeObject) => entriesOfReport(obj as ReportJson);
   const watched: [Side, Informer, (obj: KubeObject) => Map<string, PodEntry>][] = [
     ["slices", new Informer({ ...common, path: slicesPath, labelSelector: `${labels.managedBy}=${sliceManagedBy}` }), slice],
     ["kube", new Informer({ ...common, path: slicesPath, labelSelector: `${labels.managedBy}=${kubeSliceManagedBy}` }), slice],
@@ -90,6 +101,7 @@ async function runObserver(data: ObserverData) {
       new Informer({ ...common, path: `/api/v1/namespaces/${data.namespace}/endpoints`, labelSelector: `${labels.netService},${labels.skipMirror}=true` }),
       endpoints,
     ],
+    ["reports", new Informer({ ...common, path: `/apis/${apiVersion}/namespaces/${defaultSystemNamespace}/${reportPlural}` }), report],
   ];
   for (const [side, informer, entriesOf] of watched) {
     const views = new PodViews();

@@ -36,6 +36,27 @@ export function entriesOfSlice(slice: SliceJson): Map<string, PodEntry> {
   return entries;
 }
 
+export type ReportJson = {
+  spec?: {
+    pods?: { uid?: string; serving?: boolean; terminating?: boolean }[];
+    netServices?: { endpoints?: { pod?: number; addresses?: string[] }[] }[];
+  };
+};
+
+/** The pods a node report publishes (for any NetService), by uid: ready when serving and not terminating. */
+export function entriesOfReport(report: ReportJson): Map<string, PodEntry> {
+  const entries = new Map<string, PodEntry>();
+  const pods = report.spec?.pods ?? [];
+  for (const netService of report.spec?.netServices ?? []) {
+    for (const endpoint of netService.endpoints ?? []) {
+      const pod = pods[endpoint.pod ?? -1];
+      if (pod?.uid) add(entries, pod.uid, pod.serving === true && pod.terminating !== true, endpoint.addresses ?? []);
+    }
+  }
+  for (const entry of entries.values()) entry.addresses = [...new Set(entry.addresses)];
+  return entries;
+}
+
 /** The pods of an Endpoints object, by uid: `addresses` are ready, `notReadyAddresses` not. */
 export function entriesOfEndpoints(endpoints: EndpointsJson): Map<string, PodEntry> {
   const entries = new Map<string, PodEntry>();

@@ -34,6 +34,7 @@ export function renderReport(result: BenchResult): string {
       head,
       row("ours: EndpointSlices", result.ours, floorP50),
       row("ours: Endpoints", result.oursEndpoints, floorP50),
+      row("  ours, first hop: node reports", result.oursReports, floorP50),
       row("kube: template Service's EndpointSlice", result.kube, floorP50),
       row("floor: ConfigMap write -> watch", result.floor, floorP50),
       row("ours, address changes: EndpointSlices", result.addressChanges.slices, floorP50),
@@ -43,7 +44,7 @@ export function renderReport(result: BenchResult): string {
   );
 
   lines.push("By event (p50 / p99 ms; events)");
-  const sides: [Side, string][] = [["slices", "ours: slices"], ["endpoints", "ours: Endpoints"], ["kube", "kube: slices"]];
+  const sides: [Side, string][] = [["reports", "ours: reports"], ["slices", "ours: slices"], ["endpoints", "ours: Endpoints"], ["kube", "kube: slices"]];
   lines.push(
     ...table([
       ["event", "count", ...sides.map(([, label]) => label)],

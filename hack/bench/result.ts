@@ -29,12 +29,14 @@ export type BenchResult = {
   ours: LatencyFigures & { multipleOfFloorP50: number };
   /** Our Endpoints, same events. */
   oursEndpoints: LatencyFigures;
+  /** The agents' node reports (our first hop), same events: the rest of ours is the aggregator's hop. */
+  oursReports: LatencyFigures;
   /** kube-controller-manager's EndpointSlice of the template Service, same events. */
   kube: LatencyFigures & { multipleOfFloorP50: number };
   /** A plain ConfigMap: write sent to watch event received. */
   floor: LatencyFigures;
   /** Secondary-address changes, which only our side shows. */
-  addressChanges: { slices: LatencyFigures; endpoints: LatencyFigures };
+  addressChanges: { slices: LatencyFigures; endpoints: LatencyFigures; reports: LatencyFigures };
   byKind: Record<EventKind, Record<Side, LatencyFigures>>;
   podChanges: { total: number; kubeVisible: number; byKind: Record<EventKind, number>; skipped: number; failed: number };
   /** Our API writes (agents' reports + the aggregator's Services, Endpoints, slices, status, Events) per pod change, client-side counts. */

@@ -28,7 +28,7 @@ import { freePort, startProcess, type ManagedProcess } from "../cluster/process.
 import { LocalSystem, repoRoot } from "../local-system.ts";
 import { applyManifests, loadManifests } from "../manifests.ts";
 import { auditByVerb, auditFlags, auditWrites, countAudit, benchUserAgents, programs, type AuditCounts } from "./audit.ts";
-import { eventKinds, LatencyMatcher, sides, summarise, type EventKind, type PodEvent, type Settled, type Side } from "./latency.ts";
+import { eventKinds, LatencyMatcher, sides, summarise, type EventKind, type PodEvent, type Settled, type Side, type Target } from "./latency.ts";
 import { startObserver, floorLabel, type Observer, type ObserverMessage } from "./observer.ts";
 import type { BenchParams } from "./params.ts";
 import { cpuSecondsBetween, readProcStats, type ProcStats } from "./proc-stats.ts";
@@ -86,7 +86,7 @@ class BenchRun {
   readonly #addressChangeRequested = new Set<string>();
   readonly #floorSent = new Map<number, number>();
   readonly #floorSamples: number[] = [];
-  readonly #revisions: Record<Side, number> = { slices: 0, endpoints: 0, kube: 0 };
+  readonly #revisions: Record<Side, number> = { slices: 0, endpoints: 0, reports: 0, kube: 0 };
   readonly #issued = Object.fromEntries(eventKinds.map((kind) => [kind, 0])) as Record<EventKind, number>;
   #skipped = 0;
   #failed = 0;
@@ -243,11 +243,11 @@ class BenchRun {
         onAnnotationWritten: (event) => {
           if (event.namespace !== benchNamespace || !this.#addressChangeRequested.delete(event.uid)) return;
           const addresses = this.#secondaryAddresses(event.namespace, event.name);
-          this.#expectChurn({ kind: "address", uid: event.uid, t0: event.startedAt, targets: { slices: { kind: "addresses", addresses }, endpoints: { kind: "addresses", addresses } } });
+          this.#expectChurn({ kind: "address", uid: event.uid, t0: event.startedAt, targets: ours({ kind: "addresses", addresses }) });
         },
         onPodRemoved: (event) => {
           if (event.namespace !== benchNamespace) return;
-          this.#expectChurn({ kind: "remove", uid: event.uid, t0: event.startedAt, targets: { slices: { kind: "absent" }, endpoints: { kind: "absent" }, kube: { kind: "absent" } } });
+          this.#expectChurn({ kind: "remove", uid: event.uid, t0: event.startedAt, targets: everySide({ kind: "absent" }) });
         },
       },
     });
@@ -330,7 +330,7 @@ class BenchRun {
       kind: "create",
       uid,
       t0,
-      targets: { slices: { kind: "ready", addresses }, endpoints: { kind: "ready", addresses }, kube: { kind: "ready" } },
+      targets: { ...ours({ kind: "ready", addresses }), kube: { kind: "ready" } },
     };
     if (phase === "bulk") {
       this.#bulkRunning++;
@@ -435,7 +435,7 @@ class BenchRun {
     pod.busy = true;
     const clients = this.#clients as KubeClients;
     const t0 = Date.now();
-    this.#expectChurn({ kind: "delete", uid: pod.uid, t0, targets: { slices: { kind: "notServing" }, endpoints: { kind: "notServing" }, kube: { kind: "notServing" } } });
+    this.#expectChurn({ kind: "delete", uid: pod.uid, t0, targets: everySide({ kind: "notServing" }) });
     this.#track(pod.uid, clients.http.request({
       method: "DELETE",
       path: `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
@@ -598,9 +598,10 @@ class BenchRun {
       },
       ours: { ...ours, multipleOfFloorP50: ratio(ours.p50Ms, floor.p50Ms) },
       oursEndpoints: figures("endpoints", kubeVisibleKinds),
+      oursReports: figures("reports", kubeVisibleKinds),
       kube: { ...kube, multipleOfFloorP50: ratio(kube.p50Ms, floor.p50Ms) },
       floor,
-      addressChanges: { slices: figures("slices", ["address"]), endpoints: figures("endpoints", ["address"]) },
+      addressChanges: { slices: figures("slices", ["address"]), endpoints: figures("endpoints", ["address"]), reports: figures("reports", ["address"]) },
       byKind,
       podChanges: { total: podChanges, kubeVisible, byKind: { ...this.#issued }, skipped: this.#skipped, failed: this.#failed },
       writesPerPodChange: perChange(agentWrites + aggregatorWrites, podChanges),
@@ -609,6 +610,7 @@ class BenchRun {
       revisionsPerPodChange: {
         slices: perChange(churnEnd.revisions.slices - churnStart.revisions.slices, podChanges),
         endpoints: perChange(churnEnd.revisions.endpoints - churnStart.revisions.endpoints, podChanges),
+        reports: perChange(churnEnd.revisions.reports - churnStart.revisions.reports, podChanges),
         kube: perChange(churnEnd.revisions.kube - churnStart.revisions.kube, kubeVisible),
       },
       requests: {
@@ -632,8 +634,16 @@ class BenchRun {
 }
 
 function readinessTargets(ready: boolean): PodEvent["targets"] {
-  const target = ready ? ({ kind: "ready" } as const) : ({ kind: "unready" } as const);
-  return { slices: target, endpoints: target, kube: target };
+  return everySide(ready ? { kind: "ready" } : { kind: "unready" });
+}
+
+/** What our side (both hops) must show. */
+function ours(target: Target): PodEvent["targets"] {
+  return { reports: target, slices: target, endpoints: target };
+}
+
+function everySide(target: Target): PodEvent["targets"] {
+  return { ...ours(target), kube: target };
 }
 
 function describeChurn(params: BenchParams): string {

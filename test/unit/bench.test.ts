@@ -6,7 +6,7 @@ import { addAuditLine, auditProgram, auditWrites, type AuditCounts } from "../..
 import { latencyChartSvg } from "../../hack/bench/chart.ts";
 import { LatencyMatcher, summarise, type Settled } from "../../hack/bench/latency.ts";
 import { BenchArgsError, parseBenchArgs, presets } from "../../hack/bench/params.ts";
-import { entriesOfEndpoints, entriesOfSlice, PodViews } from "../../hack/bench/pod-views.ts";
+import { entriesOfEndpoints, entriesOfReport, entriesOfSlice, PodViews } from "../../hack/bench/pod-views.ts";
 import { parseProcStats } from "../../hack/bench/proc-stats.ts";
 import { PodPool, seededRandom } from "../../hack/bench/workload.ts";
 
@@ -153,4 +153,21 @@ t.test("the pod pool picks only pods that pass the filter, and forgets removed o
   t.equal(pool.pick((p) => !p.busy), undefined);
   t.equal(pool.size, 2);
   t.ok(pool.get("c"));
+});
+
+t.test("a node report publishes a pod once, ready when serving and not terminating", async (t) => {
+  const report = {
+    spec: {
+      pods: [
+        { uid: "a", serving: true, terminating: false },
+        { uid: "b", serving: true, terminating: true },
+      ],
+      netServices: [
+        { endpoints: [{ pod: 0, addresses: ["10.0.0.1"] }, { pod: 1, addresses: ["10.0.0.2"] }] },
+        { endpoints: [{ pod: 0, addresses: ["10.0.0.1"] }] },
+        { endpoints: [{ pod: 7, addresses: ["10.0.0.9"] }] },
+      ],
+    },
+  };
+  t.same([...entriesOfReport(report)], [["a", { ready: true, addresses: ["10.0.0.1"] }], ["b", { ready: false, addresses: ["10.0.0.2"] }]]);
 });
