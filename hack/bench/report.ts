@@ -90,7 +90,11 @@ export function renderReport(result: BenchResult): string {
       ],
     ]),
     `  aggregator writes by kind: ${Object.entries(result.writes.aggregatorByKind).map(([kind, count]) => `${kind} ${count}`).join(", ") || "none"}`,
-    `  in-process agents' requests by verb (client-side): ${formatCounts(result.requests.agentsClientSide)}`,
+    `  agents' requests by verb (client-side): ${formatCounts(result.requests.agentsClientSide)}`,
+    `  aggregator's requests by verb (client-side): ${formatCounts(result.requests.aggregatorClientSide)}`,
+    `  aggregator: ${result.aggregatorWork.reconciles} reconciles (${result.aggregatorWork.podChangesPerReconcile} pod changes each), ` +
+      `${result.aggregatorWork.meanReconcileMs} ms each on average after ${result.aggregatorWork.meanQueueWaitMs} ms in the queue; ` +
+      `${result.aggregatorWork.staleCacheRequeues} put off until the caches showed its own writes`,
   );
   if (result.requests.apiServer) {
     for (const [program, verbs] of Object.entries(result.requests.apiServer)) {

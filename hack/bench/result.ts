@@ -50,11 +50,22 @@ export type BenchResult = {
     /** From the audit log: the same programs as the API server counted them. */
     apiServer: Record<string, number> | null;
   };
+  /** The aggregator during churn, from its metrics: how much each reconcile carried and what held it up. */
+  aggregatorWork: {
+    reconciles: number;
+    podChangesPerReconcile: number;
+    /** Reconciles put off because the caches did not show the aggregator's previous writes yet. */
+    staleCacheRequeues: number;
+    meanReconcileMs: number;
+    meanQueueWaitMs: number;
+  };
   /** Object revisions each side's watchers received per pod change (what kube-proxy or DNS would process). */
   revisionsPerPodChange: Record<Side, number>;
   requests: {
-    /** In-process agents' requests by verb, client-side, churn phase. */
+    /** Every agent's requests by verb, client-side, churn phase. */
     agentsClientSide: Record<string, number>;
+    /** The aggregator's requests by verb, client-side (its netservice_api_requests_total), churn phase. */
+    aggregatorClientSide: Record<string, number>;
     /** Requests by program and verb as the API server logged them, churn phase (null without the audit log). */
     apiServer: Record<string, Record<string, number>> | null;
   };

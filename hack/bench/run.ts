@@ -61,8 +61,9 @@ type Snapshot = {
   at: number;
   procs: Map<string, ProcStats | undefined>;
   agentRequests: RequestCounts;
-  aggregatorWrites: Map<string, number>;
-  childAgentWrites: number;
+  /** The programs' own metrics (client-side request counts and more), as flat "name labels" -> value. */
+  aggregatorMetrics: Map<string, number>;
+  agentMetrics: Map<string, number>;
   revisions: Record<Side, number>;
 };
 
@@ -513,16 +514,10 @@ class BenchRun {
       at: Date.now(),
       procs,
       agentRequests: this.#agentCounter.snapshot(),
-      aggregatorWrites: new Map(),
-      childAgentWrites: 0,
+      aggregatorMetrics: this.#aggregator ? flatten(await scrape(this.#aggregator.metricsPort)) : new Map(),
+      agentMetrics: this.#agent ? flatten(await scrape(this.#agent.metricsPort)) : new Map(),
       revisions: { ...this.#revisions },
     };
-    const aggregator = this.#aggregator ? await scrape(this.#aggregator.metricsPort) : [];
-    for (const { name, labels, value } of aggregator) {
-      if (name === "netservice_aggregator_writes_total") snapshot.aggregatorWrites.set(`${labels.kind} ${labels.verb}`, value);
-    }
-    const agent = this.#agent ? await scrape(this.#agent.metricsPort) : [];
-    snapshot.childAgentWrites = agent.find((sample) => sample.name === "netservice_agent_report_writes_total")?.value ?? 0;
     return snapshot;
   }
 
@@ -561,12 +556,16 @@ class BenchRun {
     // The same counters, read at both ends of the churn phase (scraped now for the end, earlier for the start).
     const agentRequests = this.#agentCounter.since(churnStart.agentRequests);
     const aggregatorByKind: Record<string, number> = {};
-    for (const [id, count] of churnEnd.aggregatorWrites) {
-      const delta = count - (churnStart.aggregatorWrites.get(id) ?? 0);
-      if (delta > 0) aggregatorByKind[id] = delta;
+    const aggregatorDelta = (key: string) => (churnEnd.aggregatorMetrics.get(key) ?? 0) - (churnStart.aggregatorMetrics.get(key) ?? 0);
+    for (const key of churnEnd.aggregatorMetrics.keys()) {
+      const match = /^netservice_aggregator_writes_total kind=(\S+) verb=(\S+)$/.exec(key);
+      if (match && aggregatorDelta(key) > 0) aggregatorByKind[`${match[1]} ${match[2]}`] = aggregatorDelta(key);
     }
     const aggregatorWrites = Object.values(aggregatorByKind).reduce((a, b) => a + b, 0);
-    const agentWrites = writesOf(agentRequests) + (churnEnd.childAgentWrites - churnStart.childAgentWrites);
+    const aggregatorRequests = requestsBetween(churnStart.aggregatorMetrics, churnEnd.aggregatorMetrics);
+    const childAgentRequests = requestsBetween(churnStart.agentMetrics, churnEnd.agentMetrics);
+    const agentWrites = writesOf(agentRequests) + writesOf(childAgentRequests);
+    const reconciles = aggregatorDelta("netservice_aggregator_reconciles_total");
     const audit = input.audit;
     const apiServerWrites = audit
       ? Object.fromEntries(programs.map((program) => [program, auditWrites(audit, program)]))
@@ -607,6 +606,13 @@ class BenchRun {
       writesPerPodChange: perChange(agentWrites + aggregatorWrites, podChanges),
       kubeWritesPerPodChange: kubeWrites === null ? null : perChange(kubeWrites, kubeVisible),
       writes: { agents: agentWrites, aggregator: aggregatorWrites, aggregatorByKind, apiServer: apiServerWrites },
+      aggregatorWork: {
+        reconciles,
+        podChangesPerReconcile: reconciles > 0 ? round2(podChanges / reconciles) : 0,
+        staleCacheRequeues: aggregatorDelta("netservice_aggregator_stale_cache_requeues_total"),
+        meanReconcileMs: meanMs(aggregatorDelta("netservice_aggregator_reconcile_duration_seconds_sum"), aggregatorDelta("netservice_aggregator_reconcile_duration_seconds_count")),
+        meanQueueWaitMs: meanMs(aggregatorDelta("netservice_aggregator_queue_wait_seconds_sum"), aggregatorDelta("netservice_aggregator_queue_wait_seconds_count")),
+      },
       revisionsPerPodChange: {
         slices: perChange(churnEnd.revisions.slices - churnStart.revisions.slices, podChanges),
         endpoints: perChange(churnEnd.revisions.endpoints - churnStart.revisions.endpoints, podChanges),
@@ -614,7 +620,8 @@ class BenchRun {
         kube: perChange(churnEnd.revisions.kube - churnStart.revisions.kube, kubeVisible),
       },
       requests: {
-        agentsClientSide: byVerb(agentRequests),
+        agentsClientSide: byVerb(mergeCounts(agentRequests, childAgentRequests)),
+        aggregatorClientSide: byVerb(aggregatorRequests),
         apiServer: audit ? Object.fromEntries(programs.map((program) => [program, auditByVerb(audit, program)])) : null,
       },
       agentRssMb: processes.agent?.peakRssMb ?? Number.NaN,
@@ -652,6 +659,38 @@ function describeChurn(params: BenchParams): string {
 }
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
+
+/** "name label=value ..." (labels sorted) -> value. */
+function flatten(samples: Sample[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const { name, labels, value } of samples) {
+    const labelText = Object.keys(labels).sort().map((label) => ` ${label}=${labels[label]}`).join("");
+    out.set(`${name}${labelText}`, value);
+  }
+  return out;
+}
+
+/** Client-side requests (netservice_api_requests_total, answered ones) between two scrapes, as "verb resource" -> count. */
+function requestsBetween(before: Map<string, number>, after: Map<string, number>): RequestCounts {
+  const out: RequestCounts = {};
+  for (const [key, value] of after) {
+    const match = /^netservice_api_requests_total code=(\d+) resource=(\S*) verb=(\S+)$/.exec(key);
+    if (!match || match[1] === "0") continue;
+    const delta = value - (before.get(key) ?? 0);
+    if (delta > 0) out[`${match[3]} ${match[2]}`] = (out[`${match[3]} ${match[2]}`] ?? 0) + delta;
+  }
+  return out;
+}
+
+function mergeCounts(a: RequestCounts, b: RequestCounts): RequestCounts {
+  const out: RequestCounts = { ...a };
+  for (const [key, count] of Object.entries(b)) out[key] = (out[key] ?? 0) + count;
+  return out;
+}
+
+function meanMs(sumSeconds: number, count: number): number {
+  return count > 0 ? round2((sumSeconds / count) * 1000) : 0;
+}
 
 async function scrape(port: number): Promise<Sample[]> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
