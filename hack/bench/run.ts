@@ -124,18 +124,7 @@ class BenchRun {
     await this.#startSystem();
     const system = this.#system as LocalSystem;
     const clients = this.#clients as KubeClients;
-
-    this.#progress("creating the namespace and the NetServices");
-    const applier = new Applier(clients.http, { fieldManager: "netservice-bench" });
-    await applyManifests(applier, clients.http, [
-      ...(await loadManifests(path.join(repoRoot, "hack", "demo", "networks.yaml"))),
-      { apiVersion: "v1", kind: "Namespace", metadata: { name: benchNamespace } },
-    ]);
-    await waitFor("the namespace's default ServiceAccount", 60_000, async () =>
-      exists(clients, `/api/v1/namespaces/${benchNamespace}/serviceaccounts/default`),
-    );
-    for (let i = 0; i < params.netServices; i++) await applier.apply(netServiceManifest(benchNamespace, i));
-    await waitFor("every NetService's Endpoints", 120_000, async () => {
+    await waitFor("every NetService's Endpoints", 300_000, async () => {
       const list = await clients.http.request<{ items: unknown[] }>({
         method: "GET",
         path: `/api/v1/namespaces/${benchNamespace}/endpoints`,
@@ -217,9 +206,10 @@ class BenchRun {
     const audit = params.audit ? await auditFlags(this.#workDir) : undefined;
     this.#auditLog = audit?.logFile;
     const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
-    this.#progress(`starting the control plane and ${params.nodes} simulated nodes with their agents`);
+    this.#progress("starting the control plane");
+    // Nodes and agents come after the NetServices (see below), so the system starts with none.
     const system = await LocalSystem.start({
-      nodes: params.nodes,
+      nodes: 0,
       report: this.#progress,
       logger,
       plane: {
@@ -253,22 +243,42 @@ class BenchRun {
       },
     });
     this.#system = system;
-    this.#clients = makeClients(system.kubeConfig, { userAgent: benchUserAgents.harness, maxConnections: 16 });
+    const clients = makeClients(system.kubeConfig, { userAgent: benchUserAgents.harness, maxConnections: 16 });
+    this.#clients = clients;
 
-    // As deployed: the aggregator and one node's agent in processes of their own.
-    this.#progress("moving the aggregator and the agent of sim-node-0 into processes of their own");
-    await system.stopAgent(representativeNode);
+    // Every NetService gets an entry in every node's report, so NetServices
+    // created while a thousand agents run would make each agent rewrite its
+    // report once per NetService (see docs/performance.md): they come first.
+    this.#progress(`creating the namespace and ${params.netServices} NetServices`);
+    const applier = new Applier(clients.http, { fieldManager: "netservice-bench" });
+    await applyManifests(applier, clients.http, [
+      ...(await loadManifests(path.join(repoRoot, "hack", "demo", "networks.yaml"))),
+      { apiVersion: "v1", kind: "Namespace", metadata: { name: benchNamespace } },
+    ]);
+    await waitFor("the namespace's default ServiceAccount", 60_000, async () =>
+      exists(clients, `/api/v1/namespaces/${benchNamespace}/serviceaccounts/default`),
+    );
+    await forEachLimit(params.netServices, 16, async (i) => {
+      await applier.apply(netServiceManifest(benchNamespace, i));
+    });
+
+    this.#progress(`adding ${params.nodes} simulated nodes and their agents (sim-node-0's and the aggregator in processes of their own, as deployed)`);
+    const nodes = await system.sim.addNodes(params.nodes);
     const kubeconfig = system.plane.kubeconfig;
+    this.#agent = await this.#startChild("agent", path.join(repoRoot, "node-agent", "main.ts"), [
+      `--kubeconfig=${kubeconfig}`,
+      `--node-name=${representativeNode}`,
+      `--debounce-ms=${params.agentDebounceMs}`,
+    ]);
+    const inProcess = nodes.filter((node) => node.name !== representativeNode);
+    await forEachLimit(inProcess.length, 16, async (i) => {
+      await system.startAgent((inProcess[i] as { name: string }).name);
+    });
     this.#aggregator = await this.#startChild("aggregator", path.join(repoRoot, "aggregator", "main.ts"), [
       `--kubeconfig=${kubeconfig}`,
       "--no-leader-elect",
       "--identity=bench-aggregator",
       `--workers=${params.aggregatorWorkers}`,
-    ]);
-    this.#agent = await this.#startChild("agent", path.join(repoRoot, "node-agent", "main.ts"), [
-      `--kubeconfig=${kubeconfig}`,
-      `--node-name=${representativeNode}`,
-      `--debounce-ms=${params.agentDebounceMs}`,
     ]);
 
     this.#observer = startObserver({ kubeconfig, namespace: benchNamespace });
