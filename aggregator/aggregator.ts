@@ -11,6 +11,7 @@
 // leader runs the work queue and writes. Handlers only turn events into
 // NetService keys (keys.ts); a reconcile reads the caches, plans with pure
 // functions (plan.ts) and carries the plan out.
+import type { V1Service } from "@kubernetes/client-node";
 import {
   aggregatorFieldManager,
   apiVersion,
@@ -32,6 +33,7 @@ import {
   type NetServiceStatus,
   type StatusProblem,
 } from "../common/desired-status.ts";
+import { serviceNeedsWrite, serviceRepairPatch } from "../common/desired-services.ts";
 import { Applier } from "../common/kube/apply.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { realClock, type Clock } from "../common/kube/clock.ts";
@@ -576,7 +578,21 @@ export class Aggregator {
   /** Server-side apply to exactly the object we decided about: its uid is part of the request. */
   private async apply(netService: NetService, kind: OwnedKind, desired: KubeObject, existing: KubeObject, term: Term): Promise<void> {
     const body = { ...desired, metadata: { ...desired.metadata, uid: existing.metadata?.uid } };
-    const stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
+    let stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
+    if (kind === "Service" && serviceNeedsWrite(desired as V1Service, stored as V1Service)) {
+      // Someone added a field apply cannot remove (serviceRepairPatch): replace ours outright.
+      const patch = serviceRepairPatch(desired as V1Service, stored as V1Service);
+      stored = await this.write(term, kind, "patch", () =>
+        this.http.request<KubeObject>({
+          method: "PATCH",
+          path: ownedPath(kind, netService.metadata.namespace, desired.metadata?.name),
+          query: { fieldManager: aggregatorFieldManager },
+          contentType: "application/merge-patch+json",
+          body: patch,
+          signal: term.signal,
+        }),
+      );
+    }
     const key = netServiceKey(netService.metadata.namespace, netService.metadata.name);
     this.expectations.written(key, { kind, key: objectKey(stored) }, stored.metadata?.resourceVersion, this.clock.now());
   }

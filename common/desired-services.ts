@@ -53,6 +53,24 @@ export function serviceNeedsWrite(desired: V1Service, existing: V1Service | unde
   );
 }
 
+/**
+ * A JSON merge patch that puts back the fields of ours that someone else
+ * changed in a way server-side apply cannot undo: apply takes back a field
+ * another manager changed, but never removes one another manager added (a
+ * selector on the selectorless Service, which would make Kubernetes publish
+ * the pods' primary addresses under its name; an extra port; an extra
+ * selector key). Guarded by the stored resourceVersion.
+ */
+export function serviceRepairPatch(desired: V1Service, stored: V1Service): object {
+  const wanted = desired.spec?.selector;
+  const present = stored.spec?.selector ?? {};
+  const selector = wanted ? { ...Object.fromEntries(Object.keys(present).map((key) => [key, null])), ...wanted } : null;
+  return {
+    metadata: { resourceVersion: stored.metadata?.resourceVersion },
+    spec: { selector, ports: desired.spec?.ports ?? null },
+  };
+}
+
 // The API server defaults a selectorless headless Service to
 // RequireDualStack, which is what "every family found" means, so an
 // unrestricted NetService leaves both fields to it. A restriction to one
