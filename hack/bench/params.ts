@@ -39,6 +39,8 @@ export type BenchParams = {
   audit: boolean;
   /** Extra kube-controller-manager flags, e.g. --kube-api-qps=100. */
   kcmFlags: string[];
+  /** Extra aggregator flags, e.g. --min-write-interval-ms=200. */
+  aggregatorFlags: string[];
   /** Where the chart goes. */
   outDir: string;
   /** Keep the working directory (control-plane and program logs, the audit log) and print where it is. */
@@ -52,6 +54,7 @@ const common = {
   gracePeriodSeconds: 1,
   audit: true,
   kcmFlags: [] as string[],
+  aggregatorFlags: [] as string[],
   outDir: "bench-results",
   keep: false,
 };
@@ -113,6 +116,7 @@ Options:
   --grace-period S           deleted pods' terminationGracePeriodSeconds
   --no-audit                 no API server audit log (no server-side request counts)
   --kcm-flag FLAG            extra kube-controller-manager flag (repeatable), e.g. --kcm-flag=--kube-api-qps=100
+  --aggregator-flag FLAG     extra aggregator flag (repeatable), e.g. --aggregator-flag=--workers=8
   --out DIR                  where the chart goes (default bench-results)
   --keep                     keep the logs and the audit log, and say where they are
   --json                     print one JSON document instead of tables
@@ -153,6 +157,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         "grace-period": { type: "string" },
         audit: { type: "boolean" },
         "kcm-flag": { type: "string", multiple: true },
+        "aggregator-flag": { type: "string", multiple: true },
         out: { type: "string" },
         keep: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
@@ -187,11 +192,14 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     gracePeriodSeconds: int("--grace-period", values["grace-period"], base.gracePeriodSeconds, 0, 300),
     audit: values.audit ?? base.audit,
     kcmFlags: [...base.kcmFlags, ...(values["kcm-flag"] ?? [])],
+    aggregatorFlags: [...base.aggregatorFlags, ...(values["aggregator-flag"] ?? [])],
     outDir: values.out ?? base.outDir,
     keep: values.keep,
   };
-  for (const flag of params.kcmFlags) {
-    if (!flag.startsWith("--")) throw new BenchArgsError(`--kcm-flag ${flag}: give the flag with its dashes, e.g. --kcm-flag=--kube-api-qps=100`);
+  for (const [option, flags] of [["--kcm-flag", params.kcmFlags], ["--aggregator-flag", params.aggregatorFlags]] as const) {
+    for (const flag of flags) {
+      if (!flag.startsWith("--")) throw new BenchArgsError(`${option} ${flag}: give the flag with its dashes, e.g. ${option}=--workers=8`);
+    }
   }
   if (params.nodes * params.podsPerNode < params.netServices) {
     throw new BenchArgsError(`${params.nodes * params.podsPerNode} pods cannot give each of ${params.netServices} NetServices a pod; add nodes or pods per node`);

@@ -279,6 +279,7 @@ class BenchRun {
       "--no-leader-elect",
       "--identity=bench-aggregator",
       `--workers=${params.aggregatorWorkers}`,
+      ...params.aggregatorFlags,
     ]);
 
     this.#observer = startObserver({ kubeconfig, namespace: benchNamespace });
