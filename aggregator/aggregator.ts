@@ -33,7 +33,7 @@ import {
   type NetServiceStatus,
   type StatusProblem,
 } from "../common/desired-status.ts";
-import { serviceNeedsWrite, serviceRepairPatch } from "../common/desired-services.ts";
+import { serviceRepairPatch } from "../common/desired-services.ts";
 import { Applier } from "../common/kube/apply.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { realClock, type Clock } from "../common/kube/clock.ts";
@@ -571,28 +571,36 @@ export class Aggregator {
     }
     const key = netServiceKey(namespace, netService.metadata.name);
     this.expectations.written(key, { kind, key: objectKey(created) }, created.metadata?.resourceVersion, this.clock.now());
-    await this.apply(netService, kind, desired, created, term);
+    await this.apply(netService, kind, desired, created, term, { fresh: true });
     return "created";
   }
 
   /** Server-side apply to exactly the object we decided about: its uid is part of the request. */
-  private async apply(netService: NetService, kind: OwnedKind, desired: KubeObject, existing: KubeObject, term: Term): Promise<void> {
-    const body = { ...desired, metadata: { ...desired.metadata, uid: existing.metadata?.uid } };
-    let stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
-    if (kind === "Service" && serviceNeedsWrite(desired as V1Service, stored as V1Service)) {
-      // Someone added a field apply cannot remove (serviceRepairPatch): replace ours outright.
-      const patch = serviceRepairPatch(desired as V1Service, stored as V1Service);
-      stored = await this.write(term, kind, "patch", () =>
+  private async apply(
+    netService: NetService,
+    kind: OwnedKind,
+    desired: KubeObject,
+    existing: KubeObject,
+    term: Term,
+    { fresh = false } = {},
+  ): Promise<void> {
+    // A skeleton just created has no selector or ports yet: the apply gives them.
+    const repair = kind === "Service" && !fresh ? serviceRepairPatch(desired as V1Service, existing as V1Service) : undefined;
+    if (repair) {
+      // What someone changed by hand in our selector or ports, which the apply alone cannot undo.
+      await this.write(term, kind, "patch", () =>
         this.http.request<KubeObject>({
           method: "PATCH",
           path: ownedPath(kind, netService.metadata.namespace, desired.metadata?.name),
           query: { fieldManager: aggregatorFieldManager },
           contentType: "application/merge-patch+json",
-          body: patch,
+          body: repair,
           signal: term.signal,
         }),
       );
     }
+    const body = { ...desired, metadata: { ...desired.metadata, uid: existing.metadata?.uid } };
+    const stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
     const key = netServiceKey(netService.metadata.namespace, netService.metadata.name);
     this.expectations.written(key, { kind, key: objectKey(stored) }, stored.metadata?.resourceVersion, this.clock.now());
   }

@@ -54,19 +54,24 @@ export function serviceNeedsWrite(desired: V1Service, existing: V1Service | unde
 }
 
 /**
- * A JSON merge patch that puts back the fields of ours that someone else
- * changed in a way server-side apply cannot undo: apply takes back a field
- * another manager changed, but never removes one another manager added (a
- * selector on the selectorless Service, which would make Kubernetes publish
- * the pods' primary addresses under its name; an extra port; an extra
- * selector key). Guarded by the stored resourceVersion.
+ * A JSON merge patch that puts back our selector and ports where someone
+ * else changed them, or undefined when they are as desired. Server-side
+ * apply cannot do it alone: it never removes what another manager added (a
+ * selector on the selectorless Service, which makes Kubernetes publish the
+ * pods' primary addresses under its name; an extra port or selector key), and
+ * a port renumbered by hand makes the apply itself fail (two ports of one
+ * name). Sent before the apply, guarded by the resourceVersion it was
+ * computed from.
  */
-export function serviceRepairPatch(desired: V1Service, stored: V1Service): object {
+export function serviceRepairPatch(desired: V1Service, existing: V1Service): object | undefined {
   const wanted = desired.spec?.selector;
-  const present = stored.spec?.selector ?? {};
+  const present = existing.spec?.selector ?? {};
+  const selectorDiffers = !jsonEqual(wanted ?? {}, present);
+  const portsDiffer = !jsonEqual(comparablePorts(desired.spec?.ports), comparablePorts(existing.spec?.ports));
+  if (!selectorDiffers && !portsDiffer) return undefined;
   const selector = wanted ? { ...Object.fromEntries(Object.keys(present).map((key) => [key, null])), ...wanted } : null;
   return {
-    metadata: { resourceVersion: stored.metadata?.resourceVersion },
+    metadata: { resourceVersion: existing.metadata?.resourceVersion },
     spec: { selector, ports: desired.spec?.ports ?? null },
   };
 }

@@ -1,6 +1,7 @@
-// Fields someone else added to a NetService's Services, which server-side
-// apply cannot take away, are removed by a merge patch (found by the fault
-// tests: a selector added to the selectorless Service by hand stayed).
+// Selectors and ports someone else changed on a NetService's Services, which
+// server-side apply cannot put back alone, are replaced by a merge patch
+// (found by the fault tests: a selector added to the selectorless Service by
+// hand stayed; a port renumbered by hand made every apply fail).
 import t from "tap";
 import type { V1Service } from "@kubernetes/client-node";
 import { desiredServices, serviceNeedsWrite, serviceRepairPatch } from "../../common/desired-services.ts";
@@ -37,6 +38,16 @@ t.test("an extra selector key on the template is removed, the wanted ones kept",
 t.test("an extra port is removed: the list is replaced", async (t) => {
   const vandalised = stored(headless, { ports: [{ name: "sip", port: 5060, protocol: "UDP" }, { name: "x", port: 8080, protocol: "TCP" }] });
   t.ok(serviceNeedsWrite(headless, vandalised));
+  t.same((serviceRepairPatch(headless, vandalised) as { spec: { ports: unknown } }).spec.ports, [{ name: "sip", port: 5060, protocol: "UDP" }]);
+});
+
+t.test("nothing to repair when selector and ports are as desired, whatever else differs", async (t) => {
+  t.equal(serviceRepairPatch(headless, stored(headless, { sessionAffinity: "None", type: "ClusterIP" })), undefined);
+  t.equal(serviceRepairPatch(template, stored(template, {})), undefined);
+});
+
+t.test("a port renumbered by hand (the apply alone fails: two ports named sip) is put back", async (t) => {
+  const vandalised = stored(headless, { ports: [{ name: "sip", port: 5061, protocol: "UDP" }] });
   t.same((serviceRepairPatch(headless, vandalised) as { spec: { ports: unknown } }).spec.ports, [{ name: "sip", port: 5060, protocol: "UDP" }]);
 });
 
