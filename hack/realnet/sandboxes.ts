@@ -7,7 +7,7 @@
 // sandbox runs CNI DEL through Multus (which frees every address) and deletes
 // the namespace.
 //
-//   const sandboxes = new PodSandboxes({ scope, fabric, binaries, kubeconfig });
+//   const sandboxes = new PodSandboxes({ scope, fabric, binaries, kubeconfig, defaultNetworkName: "podnet" });
 //   const podIPs = await sandboxes.setUp(pod);   // the default network's real addresses
 //   await sandboxes.exec("default", "utils-x", ["ip", "-br", "addr"]);
 //   await sandboxes.tearDown(pod.metadata.uid);
