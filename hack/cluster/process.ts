@@ -95,8 +95,11 @@ export function freePort(): Promise<number> {
 
 /**
  * Process-wide by necessity: exit and signal handlers belong to the process.
- * On SIGINT/SIGTERM the children are killed and the signal's usual exit code
- * is kept, unless the program installed its own handler for that signal.
+ * On SIGINT/SIGTERM the children are killed and the process exits with the
+ * signal's usual code. A program with its own handler for the signal (a
+ * graceful stop) gets time to finish first; if the process is still alive
+ * after that - some libraries, such as tap's signal-exit, also listen and
+ * step aside for other listeners - this handler ends it.
  */
 function installExitHooks() {
   if (hooksInstalled) return;
@@ -104,12 +107,18 @@ function installExitHooks() {
   process.on("exit", killAll);
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => {
-      if (process.listenerCount(signal) > 1) return;
-      killAll();
-      process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
+      const exit = () => {
+        killAll();
+        process.exit(128 + (signal === "SIGINT" ? 2 : signal === "SIGTERM" ? 15 : 1));
+      };
+      if (process.listenerCount(signal) > 1) setTimeout(exit, gracefulStopMs).unref();
+      else exit();
     });
   }
 }
+
+/** How long a program's own signal handler may take to stop before the children are killed anyway. */
+const gracefulStopMs = 30_000;
 
 function killAll() {
   for (const child of live) child.kill("SIGKILL");
