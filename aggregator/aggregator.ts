@@ -498,38 +498,55 @@ export class Aggregator {
     return { object: informer?.get(ref.key), collectionVersion: informer?.health().resourceVersion };
   }
 
+  /**
+   * Carries a plan out. Updates of different objects do not depend on each
+   * other, so a run of them is sent at once: a pod change reaches the
+   * Endpoints and every EndpointSlice after one round trip rather than one per
+   * object (docs/performance.md). Creates (which may find a name taken) and
+   * deletes (after everything else, so nothing published blinks out) go one by
+   * one, in the plan's order.
+   */
   private async execute(netService: NetService, actions: Action[], term: Term, log: Logger): Promise<ExecuteOutcome> {
     const outcome: ExecuteOutcome = { refused: [], discoveredTaken: false };
-    for (const action of actions) {
-      const target = action.verb === "delete" ? action.existing : action.desired;
-      const name = target.metadata?.name ?? "";
-      try {
-        if (action.verb === "create") {
-          if ((await this.create(netService, action.kind, action.desired, term, log)) === "taken") {
-            outcome.discoveredTaken = true;
-            return outcome;
-          }
-        } else if (action.verb === "update") {
-          await this.apply(netService, action.kind, action.desired, action.existing, term);
-        } else {
-          await this.remove(netService, action.kind, action.existing, action.ownerUid, term);
-          log.info({ kind: action.kind, object: name, why: action.why }, "deleted");
-        }
-      } catch (err) {
-        if (err instanceof LeadershipLostError || term.signal.aborted) throw new LeadershipLostError();
-        if (isRefusal(err)) {
-          log.warn({ err, kind: action.kind, object: name, verb: action.verb }, "the API server refused a write");
-          outcome.refused.push({
-            reason: netServiceConditionReasons.applyFailed,
-            message: `${action.verb} of ${action.kind} ${netService.metadata.namespace}/${name} failed: ${errorMessage(err)}`,
-          });
-        } else {
-          log.info({ err, kind: action.kind, object: name, verb: action.verb }, "write failed; retrying");
-          outcome.retry ??= err;
-        }
+    for (let i = 0; i < actions.length; ) {
+      const updates: Action[] = [];
+      while (actions[i]?.verb === "update") updates.push(actions[i++] as Action);
+      if (updates.length > 0) {
+        await Promise.all(updates.map((action) => this.executeAction(netService, action, term, log, outcome)));
+        continue;
       }
+      await this.executeAction(netService, actions[i++] as Action, term, log, outcome);
+      if (outcome.discoveredTaken) return outcome;
     }
     return outcome;
+  }
+
+  /** One action; a failure is recorded in the outcome (refused, or to retry), except the end of leadership, which is thrown. */
+  private async executeAction(netService: NetService, action: Action, term: Term, log: Logger, outcome: ExecuteOutcome): Promise<void> {
+    const target = action.verb === "delete" ? action.existing : action.desired;
+    const name = target.metadata?.name ?? "";
+    try {
+      if (action.verb === "create") {
+        if ((await this.create(netService, action.kind, action.desired, term, log)) === "taken") outcome.discoveredTaken = true;
+      } else if (action.verb === "update") {
+        await this.apply(netService, action.kind, action.desired, action.existing, term);
+      } else {
+        await this.remove(netService, action.kind, action.existing, action.ownerUid, term);
+        log.info({ kind: action.kind, object: name, why: action.why }, "deleted");
+      }
+    } catch (err) {
+      if (err instanceof LeadershipLostError || term.signal.aborted) throw new LeadershipLostError();
+      if (isRefusal(err)) {
+        log.warn({ err, kind: action.kind, object: name, verb: action.verb }, "the API server refused a write");
+        outcome.refused.push({
+          reason: netServiceConditionReasons.applyFailed,
+          message: `${action.verb} of ${action.kind} ${netService.metadata.namespace}/${name} failed: ${errorMessage(err)}`,
+        });
+      } else {
+        log.info({ err, kind: action.kind, object: name, verb: action.verb }, "write failed; retrying");
+        outcome.retry ??= err;
+      }
+    }
   }
 
   /** Creates a skeleton (which fails if the name is taken), then applies the full object to it. */
