@@ -47,6 +47,7 @@ import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type MergedNetService } from "../common/merge.ts";
 import { isRefusal, LeadershipLostError } from "./errors.ts";
 import { EventLimiter, EventRecorder, readyTransitionEvent } from "./events.ts";
+import { countsOnly, Pacer } from "./pacing.ts";
 import { Expectations, type CacheView, type ObjectRef } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
 import { OwnerIndex } from "./owner-index.ts";
@@ -87,6 +88,10 @@ export interface AggregatorOptions {
   staleRequeueMs?: number;
   /** How often a NetService whose names are taken by other objects looks again. Default 30 s. */
   takenRecheckMs?: number;
+  /** Status writes that change only the endpoint counts wait until this long after the NetService's last status write (pacing.ts). Default 1 s; 0 writes every change at once. */
+  statusCountsIntervalMs?: number;
+  /** A NetService's Endpoints and EndpointSlices are written at most once per this interval; a change after a quiet interval goes at once (pacing.ts). Default 0: every change at once. */
+  minWriteIntervalMs?: number;
   /** At most one event per NetService and reason in this window. Default 5 min. */
   eventWindowMs?: number;
   /** Called after every reconcile (for a duration histogram). */
@@ -139,6 +144,8 @@ export class Aggregator {
   private readonly clock: Clock;
   private readonly staleRequeueMs: number;
   private readonly takenRecheckMs: number;
+  private readonly statusPacer: Pacer;
+  private readonly writePacer: Pacer;
   private readonly onReconciled: ((event: Reconciled) => void) | undefined;
 
   private readonly netServices: Informer<NetServiceObject>;
@@ -193,6 +200,8 @@ export class Aggregator {
     this.clock = options.clock ?? realClock;
     this.staleRequeueMs = options.staleRequeueMs ?? 250;
     this.takenRecheckMs = options.takenRecheckMs ?? 30_000;
+    this.statusPacer = new Pacer(options.statusCountsIntervalMs ?? 1000);
+    this.writePacer = new Pacer(options.minWriteIntervalMs ?? 0);
     this.onReconciled = options.onReconciled;
     this.expectations = new Expectations({ ttlMs: options.staleCacheTimeoutMs ?? 60_000 });
     this.eventLimiter = new EventLimiter({ windowMs: options.eventWindowMs ?? 5 * 60_000 });
@@ -366,6 +375,8 @@ export class Aggregator {
   private forget(key: string): void {
     this.expectations.forget(key);
     this.eventLimiter.forget(key);
+    this.statusPacer.forget(key);
+    this.writePacer.forget(key);
     for (const [id, entry] of this.taken) {
       if (entry.wantedBy === key) this.taken.delete(id);
     }
@@ -443,6 +454,11 @@ export class Aggregator {
       return;
     }
     const netService = parsed.data;
+    const writeWaitMs = this.writePacer.delay(key, this.clock.now());
+    if (writeWaitMs > 0) {
+      term.queue.addAfter(key, writeWaitMs);
+      return;
+    }
     const merged = mergeReports(netService, this.reportIndex.reportsFor(key), this.liveNodes);
 
     let plan = planNetService(netService, merged, this.observe(netService));
@@ -451,6 +467,7 @@ export class Aggregator {
       plan = planNetService(netService, merged, this.observe(netService));
       outcome = await this.execute(netService, plan.actions, term, log);
     }
+    if (plan.actions.length > 0) this.writePacer.wrote(key, this.clock.now());
     if (outcome.retry !== undefined) throw outcome.retry;
 
     const problems = [...plan.problems, ...outcome.refused];
@@ -675,13 +692,19 @@ export class Aggregator {
     const previous = raw.status;
     if (!statusNeedsWrite(status, previous)) return;
     const { namespace = "", name = "", uid = "" } = raw.metadata ?? {};
+    const key = netServiceKey(namespace, name);
+    const waitMs = countsOnly(status, previous) ? this.statusPacer.delay(key, this.clock.now()) : 0;
+    if (waitMs > 0) {
+      term.queue.addAfter(key, waitMs);
+      return;
+    }
     const stored = await this.write(term, `${netServiceKind}/status`, "apply", () =>
       this.applier.applyStatus(
         { apiVersion, kind: netServiceKind, metadata: { namespace, name, uid }, status },
         { signal: term.signal },
       ),
     );
-    const key = netServiceKey(namespace, name);
+    this.statusPacer.wrote(key, this.clock.now());
     this.expectations.written(key, { kind: netServiceKind, key }, stored.metadata?.resourceVersion, this.clock.now());
     const [ready] = status.conditions;
     const event = ready ? readyTransitionEvent(previous?.conditions, ready) : undefined;

@@ -16,6 +16,9 @@ export interface AggregatorConfig {
   leaderElect: boolean;
   leaseName: string;
   workers: number;
+  /** AggregatorOptions.statusCountsIntervalMs and minWriteIntervalMs (aggregator/pacing.ts). */
+  statusCountsIntervalMs: number;
+  minWriteIntervalMs: number;
   /** Port of /healthz, /readyz and /metrics; 0 serves none. */
   metricsPort: number;
 }
@@ -37,6 +40,12 @@ Options:
   --no-leader-elect         without it, run exactly one replica
   --lease-name NAME         the Lease to elect a leader with (default ${defaultLeaseName})
   --workers N               NetServices reconciled concurrently (default 4)
+  --status-counts-interval-ms MS
+                            write a NetService's status at most this often while only its endpoint
+                            counts change (a condition change is written at once; default 1000)
+  --min-write-interval-ms MS
+                            write a NetService's Endpoints and EndpointSlices at most this often; a
+                            change after a quiet interval goes at once (default 0: every change at once)
   --metrics-port PORT       serve /healthz, /readyz and /metrics on this port; 0 disables (default 8080)
   -h, --help                show this help
 
@@ -62,6 +71,8 @@ export function parseCommandLine(
         "leader-elect": { type: "boolean", default: true },
         "lease-name": { type: "string" },
         workers: { type: "string" },
+        "status-counts-interval-ms": { type: "string" },
+        "min-write-interval-ms": { type: "string" },
         "metrics-port": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -94,6 +105,8 @@ export function parseCommandLine(
       leaderElect: values["leader-elect"],
       leaseName,
       workers: integerOption("--workers", values.workers, 4, 1, 64),
+      statusCountsIntervalMs: integerOption("--status-counts-interval-ms", values["status-counts-interval-ms"], 1000, 0, 600_000),
+      minWriteIntervalMs: integerOption("--min-write-interval-ms", values["min-write-interval-ms"], 0, 0, 60_000),
       metricsPort: integerOption("--metrics-port", values["metrics-port"], 8080, 0, 65_535),
     },
   };

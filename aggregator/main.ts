@@ -52,6 +52,8 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     leaderElection: config.leaderElect,
     lease: { name: config.leaseName },
     workers: config.workers,
+    statusCountsIntervalMs: config.statusCountsIntervalMs,
+    minWriteIntervalMs: config.minWriteIntervalMs,
     logger: log,
     onReconciled: metrics.reconciled,
   });

@@ -10,6 +10,8 @@ const defaults: AggregatorConfig = {
   leaderElect: true,
   leaseName: "netservice-aggregator",
   workers: 4,
+  statusCountsIntervalMs: 1000,
+  minWriteIntervalMs: 0,
   metricsPort: 8080,
 };
 
@@ -22,6 +24,7 @@ t.test("flags and environment become a configuration", async (t) => {
     { name: "--leader-elect=false", argv: ["--leader-elect=false"], expect: { leaderElect: false } },
     { name: "--leader-elect=true", argv: ["--leader-elect=true"], expect: { leaderElect: true } },
     { name: "--no-leader-elect", argv: ["--no-leader-elect"], expect: { leaderElect: false } },
+    { name: "pacing of writes", argv: ["--status-counts-interval-ms", "0", "--min-write-interval-ms", "250"], expect: { statusCountsIntervalMs: 0, minWriteIntervalMs: 250 } },
     { name: "workers, lease, port, kubeconfig", argv: ["--workers", "8", "--lease-name", "agg", "--metrics-port", "0", "--kubeconfig", "/k"], expect: { workers: 8, leaseName: "agg", metricsPort: 0, kubeconfig: "/k" } },
   ];
   for (const c of cases) {
@@ -40,6 +43,7 @@ t.test("mistakes are refused at start with what to do", async (t) => {
     { argv: ["--identity", ""], message: /identity "" must be 1 to 128 characters/ },
     { argv: ["--kubeconfig", ""], message: /--kubeconfig needs a file path/ },
     { argv: ["--frobnicate"], message: /Unknown option '--frobnicate'.*see --help/ },
+    { argv: ["--min-write-interval-ms", "90000"], message: /--min-write-interval-ms must be a whole number from 0 to 60000/ },
     { argv: ["--metrics-port", "70000"], message: /--metrics-port must be a whole number from 0 to 65535/ },
   ];
   for (const c of cases) t.throws(() => parseCommandLine(c.argv, {}, host), { name: ConfigError.name, message: c.message }, c.argv.join(" "));
