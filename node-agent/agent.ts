@@ -1,7 +1,7 @@
 // The node agent: its node's pods and every NetService in, exactly one report
 // for its node out.
 //
-//   new NodeAgent(nodeName, clients, {systemNamespace?, debounceMs = 100, logger?, clock?, netServices?,
+//   new NodeAgent(nodeName, clients, {systemNamespace?, debounceMs = 0, logger?, clock?, netServices?,
 //                 deleteReportOnStop = false, eventRecorder?, retry?, verifyPeriodMs?, flushTimeoutMs?,
 //                 warnings?, onReportWritten?})
 //     start(): Promise<void>   lists and watches; resolves once both caches synced and the first
@@ -67,7 +67,11 @@ export interface NetServiceSource {
 export interface NodeAgentOptions {
   /** Where the report lives. Default netservice-system. */
   systemNamespace?: string;
-  /** How long a batch of changes collects before one recompute, from its first change. Default 100 ms. */
+  /**
+   * How long a batch of changes collects before one recompute, from its first change. Default 0:
+   * at once; changes that arrive while a write is in flight still become one next write
+   * (docs/performance.md has the measurements behind the default).
+   */
   debounceMs?: number;
   /** Default: the process-wide logger named "node-agent". Lines carry {node}. */
   logger?: Logger;
@@ -177,7 +181,7 @@ export class NodeAgent {
     this.#netServices = options.netServices ?? (this.#ownNetServices as Informer);
     this.#queue = new WorkQueue({ clock: this.#clock, qps: 0, logger: this.#log });
     this.#batch = new ReportBatch({
-      debounceMs: options.debounceMs ?? 100,
+      debounceMs: options.debounceMs ?? 0,
       backoff: new Backoff({
         initialMs: options.retry?.initialMs ?? 1000,
         maxMs: options.retry?.maxMs ?? 60_000,

@@ -29,7 +29,8 @@ Options:
   --node-name NAME          the node this agent runs on (default: $NODE_NAME; required)
   --kubeconfig PATH         kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)
   --namespace NS            system namespace, where reports live (default: $POD_NAMESPACE, else ${defaultSystemNamespace})
-  --debounce-ms MS          collect changes this long before one recompute (default 100)
+  --debounce-ms MS          collect changes this long before one recompute (default 0: at once;
+                            changes that arrive while a write is in flight still go out together)
   --delete-report-on-exit   delete the node's report on SIGTERM/SIGINT (default: keep it, so a
                             restart does not blank the node's endpoints; use when removing the agent)
   --metrics-port PORT       serve /healthz, /readyz and /metrics on this port; 0 disables (default 8080)
@@ -74,7 +75,7 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
   if (!isDnsLabel(systemNamespace)) {
     throw new ConfigError(`namespace "${systemNamespace}" is not a namespace name (at most 63 lowercase letters, digits and "-")`);
   }
-  const debounceMs = integerOption("--debounce-ms", values["debounce-ms"], 100, 0, 60_000);
+  const debounceMs = integerOption("--debounce-ms", values["debounce-ms"], 0, 0, 60_000);
   const metricsPort = integerOption("--metrics-port", values["metrics-port"], 8080, 0, 65_535);
   const kubeconfig = values.kubeconfig;
   if (kubeconfig === "") throw new ConfigError("--kubeconfig needs a file path");

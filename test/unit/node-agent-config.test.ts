@@ -16,11 +16,11 @@ t.test("the node name comes from --node-name, else NODE_NAME", async (t) => {
   t.equal(config([], { NODE_NAME: "ip-10-0-0-1.eu-west-1.compute.internal" }).nodeName, "ip-10-0-0-1.eu-west-1.compute.internal");
 });
 
-t.test("defaults: the pod's namespace, 100 ms, keep the report, probes on 8080", async (t) => {
+t.test("defaults: the pod's namespace, no debounce, keep the report, probes on 8080", async (t) => {
   t.same(config([], { NODE_NAME: "n" }), {
     nodeName: "n",
     systemNamespace: "netservice-system",
-    debounceMs: 100,
+    debounceMs: 0,
     deleteReportOnExit: false,
     metricsPort: 8080,
   });
@@ -30,8 +30,8 @@ t.test("defaults: the pod's namespace, 100 ms, keep the report, probes on 8080",
 
 t.test("every flag", async (t) => {
   t.same(
-    config(["--node-name=n", "--kubeconfig", "/k", "--namespace", "ns", "--debounce-ms", "0", "--delete-report-on-exit", "--metrics-port", "0"]),
-    { nodeName: "n", kubeconfig: "/k", systemNamespace: "ns", debounceMs: 0, deleteReportOnExit: true, metricsPort: 0 },
+    config(["--node-name=n", "--kubeconfig", "/k", "--namespace", "ns", "--debounce-ms", "50", "--delete-report-on-exit", "--metrics-port", "0"]),
+    { nodeName: "n", kubeconfig: "/k", systemNamespace: "ns", debounceMs: 50, deleteReportOnExit: true, metricsPort: 0 },
   );
 });
 
