@@ -48,7 +48,7 @@ export type BenchParams = {
 };
 
 const common = {
-  agentDebounceMs: 100,
+  agentDebounceMs: 0,
   aggregatorWorkers: 4,
   eventTimeoutSeconds: 30,
   gracePeriodSeconds: 1,
