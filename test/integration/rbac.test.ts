@@ -6,15 +6,14 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import t, { type Test } from "tap";
 import { Applier } from "../../common/kube/apply.ts";
-import { makeClients, type KubeClients } from "../../common/kube/client.ts";
 import { KubeApiError, type KubeHttp, type KubeRequest } from "../../common/kube/http.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { repoRoot } from "../../hack/cluster/binaries.ts";
 import { loadManifests } from "../../hack/manifests.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
+import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
 
 const run = promisify(execFile);
 const systemNamespace = "netservice-system";
@@ -208,21 +207,6 @@ async function denied(t: Test, action: () => Promise<unknown>, what: string, mes
   }
 }
 
-function clientsFor(kubeconfig: string, token?: string): KubeClients {
-  const kc = new KubeConfig();
-  kc.loadFromFile(kubeconfig);
-  if (token !== undefined) {
-    const cluster = kc.getCurrentCluster()!;
-    kc.loadFromOptions({
-      clusters: [cluster],
-      users: [{ name: "service-account", token }],
-      contexts: [{ name: "service-account", cluster: cluster.name, user: "service-account" }],
-      currentContext: "service-account",
-    });
-  }
-  return makeClients(kc, { userAgent: "netservice-test/0.1.0" });
-}
-
 async function createNode(name: string): Promise<void> {
   await admin.http.request({ method: "POST", path: "/api/v1/nodes", body: { apiVersion: "v1", kind: "Node", metadata: { name, labels: { "kubernetes.io/hostname": name } } } });
 }
@@ -238,16 +222,11 @@ async function createPodFrom(kind: string, name: string, node: string): Promise<
 }
 
 async function podBoundToken(serviceAccount: string, pod: KubeObject): Promise<string> {
-  return token(serviceAccount, { kind: "Pod", apiVersion: "v1", name: pod.metadata!.name!, uid: pod.metadata!.uid! });
+  return serviceAccountToken(admin, systemNamespace, serviceAccount, podRef(pod));
 }
 
-async function token(serviceAccount: string, boundObjectRef?: { kind: string; apiVersion: string; name: string; uid: string }): Promise<string> {
-  const response = await admin.http.request<{ status: { token: string } }>({
-    method: "POST",
-    path: `/api/v1/namespaces/${systemNamespace}/serviceaccounts/${serviceAccount}/token`,
-    body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600, ...(boundObjectRef ? { boundObjectRef } : {}) } },
-  });
-  return response.status.token;
+async function token(serviceAccount: string): Promise<string> {
+  return serviceAccountToken(admin, systemNamespace, serviceAccount);
 }
 
 function report(name: string, nodeName: string, annotations: Record<string, string> = {}, nodeLabel = nodeName): KubeObject {

@@ -1,0 +1,89 @@
+// The end-to-end flow with deploy/ installed and each program holding only
+// its own service account's token: one agent per node with a token bound to
+// a pod on that node (the admission policy ties its report to that node),
+// and the aggregator with a token bound to one of its Deployment's pods.
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import t from "tap";
+import { Aggregator } from "../../aggregator/aggregator.ts";
+import { Applier } from "../../common/kube/apply.ts";
+import type { KubeObject } from "../../common/kube/object.ts";
+import { repoRoot } from "../../hack/cluster/binaries.ts";
+import { applyManifests, loadManifests } from "../../hack/manifests.ts";
+import { SimulatedCluster } from "../../hack/sim/cluster.ts";
+import { NodeAgent } from "../../node-agent/agent.ts";
+import { attachmentAddresses, endpointsByIp, endpointsOf, listPods, sorted } from "../e2e/cluster-state.ts";
+import { startControlPlane } from "../helpers/control-plane.ts";
+import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { eventually, expect } from "../helpers/eventually.ts";
+
+const run = promisify(execFile);
+const systemNamespace = "netservice-system";
+const demo = path.join(repoRoot, "hack", "demo");
+
+const plane = await startControlPlane(t);
+await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
+const admin = clientsFor(plane.kubeconfig);
+t.teardown(() => admin.close());
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromFile(plane.kubeconfig);
+const sim = new SimulatedCluster({ kubeConfig, clients: admin });
+t.teardown(() => sim.stop());
+await sim.start();
+const nodes = await sim.addNodes(2);
+const daemonSet = (await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml"))).find((o) => o.kind === "DaemonSet") as KubeObject & {
+  spec: { template: { metadata: KubeObject["metadata"]; spec: Record<string, unknown> } };
+};
+
+const agents: NodeAgent[] = [];
+for (const node of nodes) {
+  // The DaemonSet controller is not part of the local control plane: place the agent's pod on its node as it would.
+  const pod = await admin.http.request<KubeObject>({
+    method: "POST",
+    path: `/api/v1/namespaces/${systemNamespace}/pods`,
+    body: { apiVersion: "v1", kind: "Pod", metadata: { name: `netservice-agent-${node.name}`, labels: daemonSet.spec.template.metadata?.labels }, spec: { ...daemonSet.spec.template.spec, nodeName: node.name } },
+  });
+  const clients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-agent", podRef(pod)), "netservice-agent/test");
+  const agent = new NodeAgent(node.name, clients, { systemNamespace });
+  agents.push(agent);
+  t.teardown(async () => {
+    await agent.stop();
+    await clients.close();
+  });
+}
+
+// The Deployment's pods are created by kube-controller-manager and scheduled onto the simulated nodes.
+const aggregatorPod = await eventually(async () => {
+  const [pod] = await listPods(admin, systemNamespace, "app.kubernetes.io/name=netservice-aggregator");
+  expect(pod !== undefined, "no aggregator pod yet");
+  return pod!;
+}, { timeoutMs: 60_000 });
+const aggregatorClients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-aggregator", podRef(aggregatorPod)), "netservice-aggregator/test");
+const aggregator = new Aggregator(aggregatorClients, { identity: aggregatorPod.metadata.name, systemNamespace });
+t.teardown(async () => {
+  await aggregator.stop();
+  await aggregatorClients.close();
+});
+
+t.test("with only their own permissions, the agents and the aggregator publish the seed samples", async (t) => {
+  await Promise.all(agents.map((agent) => agent.start()));
+  await aggregator.start();
+  const applier = new Applier(admin.http, { fieldManager: "netservice-test" });
+  await applyManifests(applier, admin.http, await loadManifests(
+    path.join(demo, "networks.yaml"),
+    ...["multi.yaml", "core.yaml", "access.yaml"].map((file) => path.join(demo, "samples", file)),
+  ));
+  for (const [name, network] of [["corens", "networks/core"], ["accessns", "networks/access"]] as const) {
+    await eventually(async () => {
+      const pods = (await listPods(admin, "default", "app=utils")).filter((pod) => pod.status?.phase === "Running");
+      const want = sorted(pods.flatMap((pod) => attachmentAddresses(pod, network)));
+      const got = sorted(endpointsByIp(await endpointsOf(admin, "default", name)).keys());
+      expect(pods.length === 3 && JSON.stringify(want) === JSON.stringify(got), `${name}: want ${want}, got ${got}`);
+    }, { timeoutMs: 120_000 });
+    t.pass(`${name} holds the pods' ${network} addresses`);
+  }
+  t.ok(aggregator.leading, "the aggregator took the Lease with its own token");
+  t.equal(agents.filter((agent) => agent.stats.failures > 0).length, 0, "no agent write was refused");
+});
