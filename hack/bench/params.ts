@@ -29,6 +29,8 @@ export type BenchParams = {
   agentDebounceMs: number;
   /** The aggregator's concurrent reconciles (--workers). */
   aggregatorWorkers: number;
+  /** Status writes the fake kubelet, and annotation writes the fake Multus, keep in flight at once; 0: the simulation's defaults (16 and 8). */
+  simWorkers: number;
   /** Writes per second of the plain ConfigMap that measures the floor. */
   floorWritesPerSecond: number;
   /** An event not seen on a side within this time counts as missed there. */
@@ -49,6 +51,7 @@ export type BenchParams = {
 
 const common = {
   agentDebounceMs: 0,
+  simWorkers: 0,
   aggregatorWorkers: 4,
   eventTimeoutSeconds: 30,
   gracePeriodSeconds: 1,
@@ -91,6 +94,8 @@ export const presets: Record<string, BenchParams> = {
     durationSeconds: 60,
     floorWritesPerSecond: 10,
     eventTimeoutSeconds: 120,
+    // 10,000 pods each need an annotation write and a status write before they run.
+    simWorkers: 64,
   },
 };
 
@@ -111,6 +116,7 @@ Options:
   --duration S               seconds of churn
   --agent-debounce-ms MS     the node agents' debounce window
   --aggregator-workers N     the aggregator's concurrent reconciles
+  --sim-workers N            writes in flight of the fake kubelet, and of the fake Multus
   --floor-writes R           ConfigMap writes per second for the floor
   --event-timeout S          an event not seen within S seconds counts as missed
   --grace-period S           deleted pods' terminationGracePeriodSeconds
@@ -153,6 +159,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         "agent-debounce-ms": { type: "string" },
         "aggregator-workers": { type: "string" },
         "floor-writes": { type: "string" },
+        "sim-workers": { type: "string" },
         "event-timeout": { type: "string" },
         "grace-period": { type: "string" },
         audit: { type: "boolean" },
@@ -187,6 +194,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     durationSeconds: int("--duration", values.duration, base.durationSeconds, 1, 3600),
     agentDebounceMs: int("--agent-debounce-ms", values["agent-debounce-ms"], base.agentDebounceMs, 0, 60_000),
     aggregatorWorkers: int("--aggregator-workers", values["aggregator-workers"], base.aggregatorWorkers, 1, 64),
+    simWorkers: int("--sim-workers", values["sim-workers"], base.simWorkers, 0, 512),
     floorWritesPerSecond: number("--floor-writes", values["floor-writes"], base.floorWritesPerSecond, 0.1, 100, false),
     eventTimeoutSeconds: int("--event-timeout", values["event-timeout"], base.eventTimeoutSeconds, 1, 3600),
     gracePeriodSeconds: int("--grace-period", values["grace-period"], base.gracePeriodSeconds, 0, 300),

@@ -225,6 +225,7 @@ class BenchRun {
       sim: {
         // IPv4 pods, as the benchmark's network: Kubernetes' side then publishes one slice per 100 pods, like ours.
         layout: { ipFamilies: ["IPv4"] },
+        ...(params.simWorkers > 0 ? { kubeletWorkers: params.simWorkers, multusWorkers: params.simWorkers } : {}),
         maxGracePeriodMs: params.gracePeriodSeconds * 1000,
         onStatusWritten: (event) => {
           if (event.namespace !== benchNamespace) return;
