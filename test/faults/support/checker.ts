@@ -1,0 +1,366 @@
+// The one checker every fault scenario ends with: the truth computed from the
+// pods (truth.ts) against the Services, Endpoints, EndpointSlices and status
+// in the cluster, exactly, with every difference spelled out.
+//
+//   const checker = new Checker(admin.http, ["churn"]);
+//   const { seconds } = await checker.waitForConvergence({ timeoutMs: 60_000 });
+//   const frozen = await checker.expected();          // the truth now, to hold a hung node's pods to later
+//   await checker.waitForConvergence({ staleNodes: { nodes: ["sim-node-1"], as: frozen } });
+//
+// A check reads the pods, NetServices and Nodes, then the published objects,
+// then the pods, NetServices and Nodes again; if anything moved in between,
+// the check proves nothing either way and is repeated.
+import { setTimeout as delay } from "node:timers/promises";
+import type { KubeHttp } from "../../../common/kube/http.ts";
+import { addressKey, expectedEndpoints, type ExpectedAddress, type ExpectedNetService, type NetServiceJson, type PodJson } from "./truth.ts";
+
+const ourSliceManager = "netservice-aggregator.svcctl.metaswitch.com";
+const maxEndpointsAddresses = 1000;
+const maxEndpointsPerSlice = 100;
+
+type OwnerReference = { uid: string; controller?: boolean };
+type Meta = {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+};
+type Port = { name?: string; port: number; protocol?: string };
+type EndpointAddress = { ip: string; nodeName?: string; targetRef?: { name?: string; uid?: string } };
+export type EndpointsJson = { metadata: Meta; subsets?: { addresses?: EndpointAddress[]; notReadyAddresses?: EndpointAddress[]; ports?: Port[] }[] };
+export type SliceJson = {
+  metadata: Meta;
+  addressType: string;
+  endpoints?: { addresses: string[]; conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean }; nodeName?: string; targetRef?: { name?: string; uid?: string } }[];
+  ports?: Port[];
+};
+export type ServiceJson = { metadata: Meta; spec: { clusterIP?: string; selector?: Record<string, string>; ports?: Port[] } };
+type NetServiceWithStatus = NetServiceJson & { status?: { observedGeneration?: number; readyEndpoints?: number; notReadyEndpoints?: number } };
+
+/** What a check found: `moving` when the cluster changed while it looked. */
+export type CheckResult = { moving: boolean; differences: string[]; netServices: number; addresses: number };
+
+export type StaleNodes = {
+  /** Nodes whose agent cannot report (hung): their pods are held to `as`, not to the truth of now. */
+  nodes: readonly string[];
+  as: ReadonlyMap<string, ExpectedNetService>;
+};
+
+export type ConvergenceOptions = {
+  timeoutMs?: number;
+  /** Where the clock starts for the reported seconds; default now. */
+  since?: number;
+  staleNodes?: StaleNodes;
+  intervalMs?: number;
+};
+
+export class Checker {
+  readonly #http: KubeHttp;
+  readonly #namespaces: readonly string[];
+
+  constructor(http: KubeHttp, namespaces: readonly string[]) {
+    this.#http = http;
+    this.#namespaces = namespaces;
+  }
+
+  /** The truth now, from the pods (for every NetService of the checked namespaces). */
+  async expected(): Promise<Map<string, ExpectedNetService>> {
+    const inputs = await this.#inputs();
+    return expectedEndpoints(inputs.netServices, inputs.pods, inputs.nodes);
+  }
+
+  /** One check; see the file comment for what `moving` means. */
+  async check(staleNodes?: StaleNodes): Promise<CheckResult> {
+    const before = await this.#inputs();
+    const published = await Promise.all(this.#namespaces.map((namespace) => this.#published(namespace)));
+    const after = await this.#inputs();
+    if (before.fingerprint !== after.fingerprint) return { moving: true, differences: [], netServices: 0, addresses: 0 };
+    let expected = expectedEndpoints(before.netServices, before.pods, before.nodes);
+    if (staleNodes) expected = holdStaleNodes(expected, staleNodes);
+    const differences: string[] = [];
+    let addresses = 0;
+    for (const want of expected.values()) {
+      addresses += want.addresses.size;
+      const namespace = want.netService.metadata.namespace;
+      const objects = published[this.#namespaces.indexOf(namespace)];
+      if (!objects) continue;
+      differences.push(...compareNetService(want, objects).map((line) => `${want.key}: ${line}`));
+    }
+    return { moving: false, differences, netServices: expected.size, addresses };
+  }
+
+  /**
+   * Polls until a check finds no difference; returns the seconds from
+   * `since`. Throws after timeoutMs with the differences of the last check.
+   */
+  async waitForConvergence(options: ConvergenceOptions = {}): Promise<{ seconds: number; checks: number; netServices: number; addresses: number }> {
+    const timeoutMs = options.timeoutMs ?? 120_000;
+    const since = options.since ?? Date.now();
+    const deadline = Date.now() + timeoutMs;
+    let last: CheckResult | undefined;
+    let checks = 0;
+    for (;;) {
+      checks++;
+      try {
+        const result = await this.check(options.staleNodes);
+        if (!result.moving) last = result;
+        if (!result.moving && result.differences.length === 0) {
+          return { seconds: (Date.now() - since) / 1000, checks, netServices: result.netServices, addresses: result.addresses };
+        }
+      } catch (err) {
+        // The API server may be down in the middle of a fault; that is not a difference.
+        last = { moving: false, differences: [`the check itself failed: ${(err as Error).message}`], netServices: 0, addresses: 0 };
+      }
+      if (Date.now() > deadline) {
+        const shown = last?.differences.slice(0, 40) ?? ["the cluster never held still long enough to check"];
+        const more = (last?.differences.length ?? 0) - shown.length;
+        throw new Error(
+          `not converged after ${timeoutMs / 1000} s (${checks} checks); differences in the last check:\n  ${shown.join("\n  ")}` +
+            (more > 0 ? `\n  ... and ${more} more` : ""),
+        );
+      }
+      await delay(options.intervalMs ?? 500);
+    }
+  }
+
+  async #inputs(): Promise<{ pods: PodJson[]; netServices: NetServiceJson[]; nodes: Set<string>; fingerprint: string }> {
+    const [nodeList, ...perNamespace] = await Promise.all([
+      this.#list<{ metadata: Meta }>("/api/v1/nodes"),
+      ...this.#namespaces.map(async (namespace) => ({
+        pods: await this.#list<PodJson>(`/api/v1/namespaces/${namespace}/pods`),
+        netServices: await this.#list<NetServiceJson>(`/apis/svcctl.metaswitch.com/v1alpha1/namespaces/${namespace}/netservices`),
+      })),
+    ]);
+    const pods = perNamespace.flatMap((each) => each.pods);
+    const netServices = perNamespace.flatMap((each) => each.netServices);
+    const nodes = new Set(nodeList.map((node) => node.metadata.name));
+    // Status writes change a NetService's resourceVersion but not the truth: only generations count.
+    const generations = netServices.map((o) => `${o.metadata.uid}#${o.metadata.generation}`);
+    const podVersions = pods.map((o) => `${o.metadata.uid}@${o.metadata.resourceVersion}`);
+    const fingerprint = [...podVersions, ...generations, ...nodes].sort().join(",");
+    return { pods, netServices, nodes, fingerprint };
+  }
+
+  async #published(namespace: string): Promise<Published> {
+    const [endpoints, slices, services, netServices] = await Promise.all([
+      this.#list<EndpointsJson>(`/api/v1/namespaces/${namespace}/endpoints`),
+      this.#list<SliceJson>(`/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`),
+      this.#list<ServiceJson>(`/api/v1/namespaces/${namespace}/services`),
+      this.#list<NetServiceWithStatus>(`/apis/svcctl.metaswitch.com/v1alpha1/namespaces/${namespace}/netservices`),
+    ]);
+    return {
+      endpoints: new Map(endpoints.map((e) => [e.metadata.name, e])),
+      slices,
+      services: new Map(services.map((s) => [s.metadata.name, s])),
+      statuses: new Map(netServices.map((n) => [n.metadata.uid, n])),
+    };
+  }
+
+  async #list<T>(path: string): Promise<T[]> {
+    const list = await this.#http.request<{ items?: T[] }>({ method: "GET", path });
+    return list.items ?? [];
+  }
+}
+
+type Published = {
+  endpoints: Map<string, EndpointsJson>;
+  slices: SliceJson[];
+  services: Map<string, ServiceJson>;
+  statuses: Map<string, NetServiceWithStatus>;
+};
+
+/** Every way the published objects of one NetService differ from what it must publish. */
+export function compareNetService(want: ExpectedNetService, published: Published): string[] {
+  const { netService } = want;
+  const uid = netService.metadata.uid;
+  const name = netService.metadata.name;
+  const ports = normalPorts(netService.spec.ports);
+  const out: string[] = [];
+
+  const service = published.services.get(name);
+  if (!service) out.push(`Service ${name} is missing`);
+  else {
+    if (!ownedBy(service.metadata, uid)) out.push(`Service ${name} is not controlled by the NetService`);
+    if (service.spec.clusterIP !== "None") out.push(`Service ${name} is not headless (clusterIP ${service.spec.clusterIP})`);
+    if (Object.keys(service.spec.selector ?? {}).length > 0) out.push(`Service ${name} has a selector ${JSON.stringify(service.spec.selector)}`);
+    if (normalPorts(service.spec.ports) !== ports) out.push(`Service ${name} ports ${normalPorts(service.spec.ports)}, want ${ports}`);
+  }
+  const templateName = netService.spec.templateServiceName ?? `${name}-template`;
+  const template = published.services.get(templateName);
+  if (!template) out.push(`template Service ${templateName} is missing`);
+  else {
+    if (!ownedBy(template.metadata, uid)) out.push(`template Service ${templateName} is not controlled by the NetService`);
+    if (JSON.stringify(sortedObject(template.spec.selector)) !== JSON.stringify(sortedObject(netService.spec.selector))) {
+      out.push(`template Service ${templateName} selector ${JSON.stringify(template.spec.selector)}, want ${JSON.stringify(netService.spec.selector)}`);
+    }
+  }
+
+  out.push(...compareEndpoints(want, published.endpoints.get(name), ports));
+  out.push(...compareSlices(want, published.slices, ports));
+
+  const status = published.statuses.get(uid)?.status;
+  const generation = netService.metadata.generation ?? 0;
+  if (status?.observedGeneration !== generation) out.push(`status.observedGeneration ${status?.observedGeneration}, want ${generation}`);
+  if ((status?.readyEndpoints ?? 0) !== want.readyPods || (status?.notReadyEndpoints ?? 0) !== want.notReadyPods) {
+    out.push(`status counts ${status?.readyEndpoints ?? 0} ready / ${status?.notReadyEndpoints ?? 0} not ready, want ${want.readyPods} / ${want.notReadyPods}`);
+  }
+  return out;
+}
+
+function compareEndpoints(want: ExpectedNetService, endpoints: EndpointsJson | undefined, ports: string): string[] {
+  const name = want.netService.metadata.name;
+  if (!endpoints) return [`Endpoints ${name} is missing`];
+  const out: string[] = [];
+  if (!ownedBy(endpoints.metadata, want.netService.metadata.uid)) out.push(`Endpoints ${name} is not controlled by the NetService`);
+  if (endpoints.metadata.labels?.["endpointslice.kubernetes.io/skip-mirror"] !== "true") out.push(`Endpoints ${name} lacks skip-mirror=true`);
+  const got = new Map<string, { ready: boolean; address: EndpointAddress }>();
+  for (const subset of endpoints.subsets ?? []) {
+    if ((subset.addresses?.length ?? 0) + (subset.notReadyAddresses?.length ?? 0) > 0 && normalPorts(subset.ports) !== ports) {
+      out.push(`Endpoints ${name} ports ${normalPorts(subset.ports)}, want ${ports}`);
+    }
+    for (const [list, ready] of [[subset.addresses, true], [subset.notReadyAddresses, false]] as const) {
+      for (const address of list ?? []) {
+        const key = addressKey(address.ip, address.targetRef?.uid);
+        if (got.has(key)) out.push(`Endpoints ${name} lists ${address.ip} of ${describeRef(address)} twice`);
+        got.set(key, { ready, address });
+      }
+    }
+  }
+  const truncated = want.addresses.size > maxEndpointsAddresses;
+  if (truncated !== (endpoints.metadata.annotations?.["endpoints.kubernetes.io/over-capacity"] === "truncated")) {
+    out.push(`Endpoints ${name} over-capacity annotation ${endpoints.metadata.annotations?.["endpoints.kubernetes.io/over-capacity"]}, want ${truncated ? "truncated" : "none"}`);
+  }
+  if (truncated) {
+    // Upstream's rule: 1000 addresses, ready ones first.
+    const readyWanted = [...want.addresses.values()].filter((a) => a.ready).length;
+    const readyGot = [...got.values()].filter((a) => a.ready).length;
+    if (got.size !== maxEndpointsAddresses) out.push(`Endpoints ${name} holds ${got.size} addresses, want ${maxEndpointsAddresses} (truncated)`);
+    if (readyGot !== Math.min(readyWanted, maxEndpointsAddresses)) out.push(`Endpoints ${name} keeps ${readyGot} ready addresses, want ${Math.min(readyWanted, maxEndpointsAddresses)}`);
+    for (const [key, entry] of got) {
+      const expected = want.addresses.get(key);
+      if (!expected) out.push(`Endpoints ${name}: unexpected ${entry.address.ip} (${describeRef(entry.address)})`);
+      else out.push(...addressMismatch(`Endpoints ${name}`, expected, entry.ready, entry.address));
+    }
+    return out;
+  }
+  for (const [key, expected] of want.addresses) {
+    const entry = got.get(key);
+    if (!entry) out.push(`Endpoints ${name}: missing ${describe(expected)}`);
+    else out.push(...addressMismatch(`Endpoints ${name}`, expected, entry.ready, entry.address));
+  }
+  for (const [key, entry] of got) {
+    if (!want.addresses.has(key)) out.push(`Endpoints ${name}: unexpected ${entry.address.ip} (${describeRef(entry.address)}, ${entry.ready ? "ready" : "not ready"})`);
+  }
+  return out;
+}
+
+function compareSlices(want: ExpectedNetService, all: readonly SliceJson[], ports: string): string[] {
+  const { name, uid } = want.netService.metadata;
+  const out: string[] = [];
+  const labelledOurs = (slice: SliceJson) =>
+    slice.metadata.labels?.["kubernetes.io/service-name"] === name &&
+    slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"] === ourSliceManager;
+  // What DNS servers read is every slice labelled for the Service; the NetService controls only its own.
+  for (const slice of all) {
+    if (labelledOurs(slice) && !slice.metadata.ownerReferences?.some((ref) => ref.uid === uid)) {
+      out.push(`EndpointSlice ${slice.metadata.name} is labelled as the aggregator's for ${name} but not owned by the NetService`);
+    }
+    const manager = slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"];
+    if (slice.metadata.labels?.["kubernetes.io/service-name"] === name && manager !== ourSliceManager) {
+      out.push(`EndpointSlice ${slice.metadata.name} (managed by ${manager}) also publishes addresses under ${name}`);
+    }
+  }
+  const ours = all.filter((slice) => labelledOurs(slice) || slice.metadata.ownerReferences?.some((ref) => ref.uid === uid));
+  const got = new Map<string, { ip: string; slice: string; conditions: { ready?: boolean; serving?: boolean; terminating?: boolean }; nodeName?: string; targetRef?: { name?: string; uid?: string } }>();
+  for (const slice of ours) {
+    const label = `EndpointSlice ${slice.metadata.name}`;
+    if (!ownedBy(slice.metadata, uid)) {
+      if (slice.metadata.ownerReferences?.some((ref) => ref.uid === uid)) out.push(`${label} is not controlled by the NetService`);
+      continue;
+    }
+    if (slice.metadata.labels?.["kubernetes.io/service-name"] !== name) out.push(`${label} has service-name ${slice.metadata.labels?.["kubernetes.io/service-name"]}`);
+    if (slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"] !== ourSliceManager) {
+      out.push(`${label} has managed-by ${slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"]}`);
+    }
+    if ((slice.endpoints?.length ?? 0) > maxEndpointsPerSlice) out.push(`${label} holds ${slice.endpoints?.length} endpoints (more than ${maxEndpointsPerSlice})`);
+    if ((slice.endpoints?.length ?? 0) > 0 && normalPorts(slice.ports) !== ports) out.push(`${label} ports ${normalPorts(slice.ports)}, want ${ports}`);
+    for (const endpoint of slice.endpoints ?? []) {
+      for (const ip of endpoint.addresses) {
+        const family = ip.includes(":") ? "IPv6" : "IPv4";
+        if (family !== slice.addressType) out.push(`${label} (${slice.addressType}) holds ${family} address ${ip}`);
+        const key = addressKey(ip, endpoint.targetRef?.uid);
+        const previous = got.get(key);
+        if (previous) out.push(`${ip} of ${endpoint.targetRef?.name} is in ${previous.slice} and in ${slice.metadata.name}`);
+        got.set(key, { ip, slice: slice.metadata.name, conditions: endpoint.conditions ?? {}, ...endpoint });
+      }
+    }
+  }
+  for (const [key, expected] of want.addresses) {
+    const entry = got.get(key);
+    if (!entry) {
+      out.push(`EndpointSlices: missing ${describe(expected)}`);
+      continue;
+    }
+    const c = entry.conditions;
+    if (c.ready !== expected.ready || c.serving !== expected.serving || c.terminating !== expected.terminating) {
+      out.push(
+        `EndpointSlice ${entry.slice}: ${expected.ip} (${expected.pod}) conditions ready=${c.ready} serving=${c.serving} terminating=${c.terminating}, ` +
+          `want ${expected.ready}/${expected.serving}/${expected.terminating}`,
+      );
+    }
+    if (entry.targetRef?.name !== expected.pod) out.push(`EndpointSlice ${entry.slice}: ${expected.ip} names pod ${entry.targetRef?.name}, want ${expected.pod}`);
+    if (entry.nodeName !== expected.node) out.push(`EndpointSlice ${entry.slice}: ${expected.ip} on node ${entry.nodeName}, want ${expected.node}`);
+  }
+  for (const [key, entry] of got) {
+    if (!want.addresses.has(key)) out.push(`EndpointSlice ${entry.slice}: unexpected ${entry.ip} (${entry.targetRef?.name} on ${entry.nodeName})`);
+  }
+  return out;
+}
+
+function addressMismatch(where: string, expected: ExpectedAddress, ready: boolean, address: EndpointAddress): string[] {
+  const out: string[] = [];
+  if (ready !== expected.ready) out.push(`${where}: ${expected.ip} (${expected.pod}) is ${ready ? "ready" : "not ready"}, want ${expected.ready ? "ready" : "not ready"}`);
+  if (address.targetRef?.name !== expected.pod) out.push(`${where}: ${expected.ip} names pod ${address.targetRef?.name}, want ${expected.pod}`);
+  if (address.nodeName !== expected.node) out.push(`${where}: ${expected.ip} on node ${address.nodeName}, want ${expected.node}`);
+  return out;
+}
+
+/** The truth, except that pods on stale nodes are held to an earlier truth. */
+function holdStaleNodes(now: Map<string, ExpectedNetService>, stale: StaleNodes): Map<string, ExpectedNetService> {
+  const nodes = new Set(stale.nodes);
+  const result = new Map<string, ExpectedNetService>();
+  for (const [key, current] of now) {
+    const addresses = new Map<string, ExpectedAddress>();
+    for (const [id, address] of current.addresses) if (!nodes.has(address.node)) addresses.set(id, address);
+    for (const [id, address] of stale.as.get(key)?.addresses ?? []) if (nodes.has(address.node)) addresses.set(id, address);
+    const pods = new Map([...addresses.values()].map((a) => [a.podUid, a.ready]));
+    const readyPods = [...pods.values()].filter(Boolean).length;
+    result.set(key, { ...current, addresses, readyPods, notReadyPods: pods.size - readyPods });
+  }
+  return result;
+}
+
+function ownedBy(metadata: Meta, uid: string): boolean {
+  return metadata.ownerReferences?.some((ref) => ref.uid === uid && ref.controller === true) ?? false;
+}
+
+function normalPorts(ports: readonly Port[] | undefined): string {
+  return JSON.stringify(
+    (ports ?? []).map((p) => `${p.name ?? ""}:${p.port}/${p.protocol ?? "TCP"}`).sort(),
+  );
+}
+
+function sortedObject(value: Record<string, string> | undefined): [string, string][] {
+  return Object.entries(value ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+}
+
+function describe(address: ExpectedAddress): string {
+  return `${address.ip} (${address.pod} on ${address.node}, ${address.ready ? "ready" : "not ready"})`;
+}
+
+function describeRef(address: EndpointAddress): string {
+  return `${address.targetRef?.name ?? "?"} on ${address.nodeName ?? "?"}`;
+}

@@ -1,0 +1,237 @@
+// What every NetService should publish, computed from the pods themselves:
+// their Multus network-status, their readiness and the NetServices'
+// selectors. Written from DESIGN.md §5 and docs/matching.md without the
+// project's parser, matcher or address code, so a bug there cannot hide in
+// the checker. The hostile-input property tests hold the two against each
+// other on generated pods.
+import { BlockList, isIPv4, isIPv6 } from "node:net";
+
+export type Family = "IPv4" | "IPv6";
+
+export type PodJson = {
+  metadata: {
+    namespace: string;
+    name: string;
+    uid: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string;
+    resourceVersion?: string;
+  };
+  spec?: { nodeName?: string };
+  status?: { phase?: string; conditions?: { type: string; status: string }[] };
+};
+
+export type NetServiceJson = {
+  metadata: { namespace: string; name: string; uid: string; generation?: number; deletionTimestamp?: string; resourceVersion?: string };
+  spec: {
+    netAttachDef: string;
+    selector: Record<string, string>;
+    ports?: { name?: string; port: number; protocol?: string; appProtocol?: string }[];
+    ipFamilies?: Family[];
+    publishNotReadyAddresses?: boolean;
+    templateServiceName?: string;
+  };
+};
+
+/** One address a NetService must publish, with the conditions the EndpointSlice controller would give it. */
+export type ExpectedAddress = {
+  ip: string;
+  family: Family;
+  pod: string;
+  podUid: string;
+  node: string;
+  /** Endpoints: in `addresses` when true, `notReadyAddresses` otherwise. */
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+};
+
+/**
+ * Everything one NetService must publish, by addressKey(ip, pod uid): an
+ * address is normally one pod's, but a hung node can keep publishing a dead
+ * pod's address after the network's IPAM gave it to a new pod elsewhere.
+ */
+export type ExpectedNetService = {
+  key: string;
+  netService: NetServiceJson;
+  addresses: Map<string, ExpectedAddress>;
+  /** Pods with at least one address, and how many of them are ready (the status counts). */
+  readyPods: number;
+  notReadyPods: number;
+};
+
+const networkStatusKey = "k8s.v1.cni.cncf.io/network-status";
+const legacyNetworkStatusKey = "k8s.v1.cni.cncf.io/networks-status";
+const networksRequestKey = "k8s.v1.cni.cncf.io/networks";
+
+/**
+ * The truth for every NetService given, from the pods given. Pods on nodes
+ * that are not in `liveNodes` contribute nothing (their node is gone, and the
+ * aggregator ignores its report).
+ */
+export function expectedEndpoints(
+  netServices: readonly NetServiceJson[],
+  pods: readonly PodJson[],
+  liveNodes: ReadonlySet<string>,
+): Map<string, ExpectedNetService> {
+  const result = new Map<string, ExpectedNetService>();
+  const attachments = new Map<PodJson, { name: string; ips: string[] }[] | undefined>();
+  for (const netService of netServices) {
+    if (netService.metadata.deletionTimestamp) continue;
+    const key = `${netService.metadata.namespace}/${netService.metadata.name}`;
+    const expected: ExpectedNetService = { key, netService, addresses: new Map(), readyPods: 0, notReadyPods: 0 };
+    for (const pod of pods) {
+      const node = pod.spec?.nodeName;
+      if (pod.metadata.namespace !== netService.metadata.namespace || !node || !liveNodes.has(node)) continue;
+      if (pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") continue;
+      if (!selects(netService.spec.selector, pod.metadata.labels ?? {})) continue;
+      if (!attachments.has(pod)) attachments.set(pod, networkStatusOf(pod));
+      const ips = podAddresses(pod, attachments.get(pod), netService);
+      if (ips.length === 0) continue;
+      const serving = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      const terminating = pod.metadata.deletionTimestamp !== undefined;
+      const ready = (netService.spec.publishNotReadyAddresses ?? false) || (serving && !terminating);
+      if (ready) expected.readyPods++;
+      else expected.notReadyPods++;
+      for (const { ip, family } of ips) {
+        expected.addresses.set(addressKey(ip, pod.metadata.uid), { ip, family, pod: pod.metadata.name, podUid: pod.metadata.uid, node, ready, serving, terminating });
+      }
+    }
+    result.set(key, expected);
+  }
+  return result;
+}
+
+export function addressKey(ip: string, podUid: string | undefined): string {
+  return `${ip} ${podUid ?? "?"}`;
+}
+
+/** A Service selector: every pair present. An empty selector selects nothing, as a Service's does. */
+export function selects(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  const pairs = Object.entries(selector);
+  return pairs.length > 0 && pairs.every(([key, value]) => labels[key] === value);
+}
+
+/**
+ * The attachments Multus recorded, or undefined when the annotation is not a
+ * JSON list of objects each with a string `name` (and, if present, string
+ * `interface`, string-list `ips`, boolean `default`; null counts as absent).
+ * The singular annotation wins whenever it is present.
+ */
+export function networkStatusOf(pod: PodJson): { name: string; ips: string[] }[] | undefined {
+  const annotations = pod.metadata.annotations ?? {};
+  const value = networkStatusKey in annotations ? annotations[networkStatusKey] : annotations[legacyNetworkStatusKey];
+  if (value === undefined || value.trim() === "") return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed)) return undefined;
+  const entries: { name: string; ips: string[] }[] = [];
+  for (const entry of parsed as unknown[]) {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) return undefined;
+    const { name, ips, interface: ifname, default: isDefault } = entry as Record<string, unknown>;
+    if (typeof name !== "string") return undefined;
+    if (ifname !== undefined && ifname !== null && typeof ifname !== "string") return undefined;
+    if (isDefault !== undefined && isDefault !== null && typeof isDefault !== "boolean") return undefined;
+    if (ips !== undefined && ips !== null && !(Array.isArray(ips) && ips.every((ip) => typeof ip === "string"))) return undefined;
+    entries.push({ name, ips: (ips as string[] | null | undefined) ?? [] });
+  }
+  return entries;
+}
+
+function podAddresses(
+  pod: PodJson,
+  entries: { name: string; ips: string[] }[] | undefined,
+  netService: NetServiceJson,
+): { ip: string; family: Family }[] {
+  if (!entries) return [];
+  const wanted = netService.spec.netAttachDef;
+  const names = new Set<string>([wanted]);
+  if (!wanted.includes("/")) {
+    names.add(`${pod.metadata.namespace}/${wanted}`);
+    for (const namespace of requestedNamespaces(pod, wanted)) names.add(`${namespace}/${wanted}`);
+  }
+  const families = netService.spec.ipFamilies?.length ? new Set(netService.spec.ipFamilies) : undefined;
+  const found = new Map<string, Family>();
+  for (const entry of entries) {
+    if (!names.has(entry.name)) continue;
+    for (const text of entry.ips) {
+      const address = publishable(text);
+      if (address && (!families || families.has(address.family))) found.set(address.ip, address.family);
+    }
+  }
+  return [...found].map(([ip, family]) => ({ ip, family }));
+}
+
+/** Namespaces in which the pod asked Multus for a network called `name` (k8s.v1.cni.cncf.io/networks, either form). */
+function requestedNamespaces(pod: PodJson, name: string): string[] {
+  const value = pod.metadata.annotations?.[networksRequestKey]?.trim() ?? "";
+  if (value === "") return [];
+  const own = pod.metadata.namespace;
+  if (/[[{"]/.test(value)) {
+    try {
+      const parsed: unknown = JSON.parse(value);
+      const list = Array.isArray(parsed) ? parsed : [parsed];
+      return list
+        .filter((item): item is { name: string; namespace?: unknown } => typeof item === "object" && item !== null && (item as { name?: unknown }).name === name)
+        .map((item) => (typeof item.namespace === "string" && item.namespace !== "" ? item.namespace : own));
+    } catch {
+      return [];
+    }
+  }
+  return value
+    .split(",")
+    .map((part) => part.trim().split("@")[0] ?? "")
+    .map((part) => (part.includes("/") ? part.split("/") : [own, part]))
+    .filter(([, requested]) => requested === name)
+    .map(([namespace]) => namespace ?? own);
+}
+
+// Ranges the API server refuses in Endpoints and EndpointSlices, and that no
+// other pod could reach: unspecified, loopback, link-local, multicast.
+const refused = new BlockList();
+refused.addSubnet("0.0.0.0", 32, "ipv4");
+refused.addSubnet("127.0.0.0", 8, "ipv4");
+refused.addSubnet("169.254.0.0", 16, "ipv4");
+refused.addSubnet("224.0.0.0", 4, "ipv4");
+refused.addAddress("::", "ipv6");
+refused.addAddress("::1", "ipv6");
+refused.addSubnet("fe80::", 10, "ipv6");
+refused.addSubnet("ff00::", 8, "ipv6");
+
+/**
+ * The canonical text of an address written bare or as CIDR, if it may be
+ * published: dotted decimal without leading zeros for IPv4, RFC 5952 (the
+ * WHATWG URL serialiser) for IPv6, an IPv4-mapped IPv6 address as IPv4.
+ */
+export function publishable(text: string): { ip: string; family: Family } | undefined {
+  const trimmed = text.trim();
+  const [bare = "", prefix, extra] = trimmed.split("/");
+  if (extra !== undefined || bare.includes("%")) return undefined;
+  if (isIPv4(bare)) {
+    // node:net refuses octets with leading zeros, whose meaning (octal or decimal) differs between parsers.
+    if (prefix !== undefined && !prefixOk(prefix, 32)) return undefined;
+    return refused.check(bare, "ipv4") ? undefined : { ip: bare, family: "IPv4" };
+  }
+  if (isIPv6(bare)) {
+    if (prefix !== undefined && !prefixOk(prefix, 128)) return undefined;
+    const canonical = new URL(`http://[${bare}]`).hostname.slice(1, -1);
+    const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+    if (mapped) {
+      const high = parseInt(mapped[1] ?? "0", 16);
+      const low = parseInt(mapped[2] ?? "0", 16);
+      const ip = [high >> 8, high & 255, low >> 8, low & 255].join(".");
+      return refused.check(ip, "ipv4") ? undefined : { ip, family: "IPv4" };
+    }
+    return refused.check(canonical, "ipv6") ? undefined : { ip: canonical, family: "IPv6" };
+  }
+  return undefined;
+}
+
+function prefixOk(prefix: string, max: number): boolean {
+  return /^(0|[1-9]\d{0,2})$/.test(prefix) && Number(prefix) <= max;
+}
