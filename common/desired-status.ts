@@ -110,8 +110,8 @@ function readiness(
       reason: netServiceConditionReasons.noMatchingPods,
       message:
         `no pod selected by ${formatSelector(selector)} has an address on network ${netAttachDef} ` +
-        `(${merged.nodesReporting} nodes reporting); check the selector and that the pods request ` +
-        `${netAttachDef} in k8s.v1.cni.cncf.io/networks`,
+        `(agents on ${merged.agents.reporting} of ${merged.agents.liveNodes} nodes have reported); ` +
+        `check the selector and that the pods request ${netAttachDef} in k8s.v1.cni.cncf.io/networks`,
     };
   }
   return {

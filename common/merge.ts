@@ -24,8 +24,14 @@ export type MergedNetService = {
   /** Pods whose addresses are ready; a pod counts once however many addresses it has. */
   readyEndpoints: number;
   notReadyEndpoints: number;
-  /** Live nodes whose reports have an entry for this NetService. */
+  /**
+   * Live nodes whose reports have an entry for this NetService. Agents send
+   * entries only for NetServices with endpoints on their node, so these are
+   * the nodes the endpoints come from.
+   */
   nodesReporting: number;
+  /** Live nodes with a report at all (an agent that has published), and how many nodes are live. */
+  agents: { reporting: number; liveNodes: number };
   /**
    * Live nodes whose entry was computed from an older generation of the
    * NetService (an edited selector or network not yet seen by that agent).
@@ -59,11 +65,13 @@ export function mergeReports(
   const families = netService.spec.ipFamilies?.length ? new Set(netService.spec.ipFamilies) : undefined;
   const chosen = new Map<string, { endpoint: MergedEndpoint; time: number }>();
   const reporting = new Set<string>();
+  const agents = new Set<string>();
   const stale = new Set<string>();
   let newestTrigger: { text: string; time: number } | undefined;
 
   for (const { nodeName, spec } of reports) {
     if (!liveNodes.has(nodeName)) continue;
+    agents.add(nodeName);
     const time = triggerTimeOf(spec);
     for (const entry of spec.netServices) {
       if (entry.uid !== uid || entry.namespace !== namespace) continue;
@@ -104,6 +112,7 @@ export function mergeReports(
     readyEndpoints,
     notReadyEndpoints: endpoints.length - readyEndpoints,
     nodesReporting: reporting.size,
+    agents: { reporting: agents.size, liveNodes: liveNodes.size },
     staleNodes: [...stale].sort(compareText),
     ...(newestTrigger ? { triggerTime: newestTrigger.text } : {}),
   };

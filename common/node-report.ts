@@ -6,10 +6,12 @@ import { jsonEqual } from "./json-equal.ts";
 import { podReadiness } from "./readiness.ts";
 
 /**
- * The report of one node: every NetService given gets an entry, even one with
- * no endpoints, so the aggregator can tell "this node has none" from "this
- * node has not caught up yet". Pods are listed once, and only when they
- * contribute to some NetService; entries refer to them by index.
+ * The report of one node: an entry per NetService that has endpoints on this
+ * node, and none for the others, so a report's size follows the node's pods
+ * rather than the cluster's NetServices, and creating a NetService costs a
+ * write only on the nodes where it selects pods. Pods are listed once, and
+ * only when they contribute to some NetService; entries refer to them by
+ * index.
  *
  * The output is a function of the inputs' content only (pods and NetServices
  * sorted by namespace/name), so equal inputs give byte-equal JSON and the agent
@@ -21,10 +23,13 @@ export function buildNodeReport(
   netServices: readonly NetService[],
 ): ReportSpec {
   const podsByNamespace = groupCandidatesByNamespace(pods);
-  const entries = [...netServices].sort(compareNetServices).map((netService) => ({
-    netService,
-    contributions: contributionsTo(netService, podsByNamespace.get(netService.metadata.namespace)),
-  }));
+  const entries = [...netServices]
+    .sort(compareNetServices)
+    .map((netService) => ({
+      netService,
+      contributions: contributionsTo(netService, podsByNamespace.get(netService.metadata.namespace)),
+    }))
+    .filter(({ contributions }) => contributions.length > 0);
 
   const contributing = new Set(
     entries.flatMap(({ contributions }) => contributions.map(({ candidate }) => candidate)),
@@ -60,11 +65,11 @@ export function reportsEqual(a: ReportSpec, b: ReportSpec): boolean {
  *
  * How the spec stays bounded: a pod is listed once however many NetServices
  * select it (at most ~450 bytes with maximal names, ~150 typically, and a node
- * runs at most its maxPods, 110 by default); each NetService entry costs a
- * fixed ~120 bytes (up to ~400 with maximal names) plus ~12 bytes per
- * contributing pod and ~16 (IPv4) to ~42 (IPv6) per address. The only terms
- * that grow without a per-node limit are the number of NetServices and
- * NetServices x selected pods x addresses, so a node with thousands of
+ * runs at most its maxPods, 110 by default); each NetService with endpoints
+ * on the node costs a fixed ~120 bytes (up to ~400 with maximal names) plus
+ * ~12 bytes per contributing pod and ~16 (IPv4) to ~42 (IPv6) per address.
+ * The only term that grows without a per-node limit is the number of
+ * NetServices selecting the node's pods, so a node with thousands of
  * NetServices selecting all its pods exceeds one object; the agent then splits
  * the entries over several reports by whole NetService entries, each carrying
  * the pods its entries refer to, and checks each part with this function

@@ -46,6 +46,7 @@ function merged(endpoints: MergedEndpoint[], nodesReporting = 1): MergedNetServi
     readyEndpoints: ready,
     notReadyEndpoints: endpoints.length - ready,
     nodesReporting,
+    agents: { reporting: 2, liveNodes: 3 },
     staleNodes: [],
   };
 }
@@ -399,7 +400,7 @@ t.test("status: not Ready without endpoints or with a problem, with the fix in t
   t.match(empty.conditions[0], {
     status: "False",
     reason: "NoMatchingPods",
-    message: /app=utils.*network core.*2 nodes/,
+    message: /app=utils.*network core.*agents on 2 of 3 nodes have reported/,
   });
   const taken = desiredStatus(
     corens,

@@ -79,6 +79,7 @@ t.test("reports of live nodes merge into one sorted view with readiness and coun
     readyEndpoints: 1,
     notReadyEndpoints: 1,
     nodesReporting: 2,
+    agents: { reporting: 2, liveNodes: 2 },
     staleNodes: [],
     triggerTime: "2026-01-01T00:00:02.000Z",
   });
@@ -98,6 +99,7 @@ t.test("a report of a node that is no longer live is ignored", async (t) => {
     ["a"],
   );
   t.equal(merged.nodesReporting, 1);
+  t.same(merged.agents, { reporting: 1, liveNodes: 1 }, "the dead node's agent does not count either");
 });
 
 t.test("entries of another NetService incarnation (different uid) are ignored", async (t) => {

@@ -55,22 +55,20 @@ t.test("pods are listed once and NetService entries refer to them by index", asy
           { pod: 1, addresses: ["10.0.0.2"] },
         ],
       },
-      { namespace: "default", name: "idle", uid: "uid-idle", generation: 1, endpoints: [] },
     ],
   });
   t.ok(reportSpecSchema.safeParse(report).success, "the report satisfies the report schema");
 });
 
-t.test("every NetService given has an entry, even on a node without pods", async (t) => {
-  const report = buildNodeReport("empty-node", [], [corens, idle]);
+t.test("only NetServices with endpoints on the node get an entry", async (t) => {
+  const empty = buildNodeReport("empty-node", [], [corens, idle]);
+  t.same(empty, { nodeName: "empty-node", pods: [], netServices: [] }, "a node without pods reports nothing");
+  const some = buildNodeReport("n", [utilsPod("a", ["10.0.0.1"])], [accessns, corens, idle]);
   t.same(
-    report.netServices.map((entry) => [entry.name, entry.endpoints.length]),
-    [
-      ["corens", 0],
-      ["idle", 0],
-    ],
+    some.netServices.map((entry) => entry.name),
+    ["corens"],
+    "a selected pod without an address on accessns' network and a NetService selecting nothing give no entry",
   );
-  t.same(report.pods, []);
 });
 
 t.test("equal inputs in any order give byte-equal JSON", async (t) => {
@@ -98,7 +96,7 @@ t.test("finished pods and pods of other namespaces are not reported", async (t) 
   ];
   const report = buildNodeReport("n", pods, [corens]);
   t.same(report.pods, []);
-  t.same(report.netServices[0]?.endpoints, []);
+  t.same(report.netServices, []);
 });
 
 t.test("reportsEqual ignores only the trigger time", async (t) => {

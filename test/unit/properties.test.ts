@@ -251,6 +251,7 @@ function viewOf(candidates: readonly MergedEndpoint[]): MergedNetService {
     readyEndpoints: ready,
     notReadyEndpoints: endpoints.length - ready,
     nodesReporting: 7,
+    agents: { reporting: 7, liveNodes: 7 },
     staleNodes: [],
   };
 }
@@ -342,6 +343,7 @@ t.test("Endpoints never exceed 1000 addresses and never drop a ready address for
         readyEndpoints: readyCount,
         notReadyEndpoints: notReadyCount,
         nodesReporting: 1,
+        agents: { reporting: 1, liveNodes: 1 },
         staleNodes: [],
       };
     });
