@@ -54,6 +54,7 @@ import { OwnerIndex } from "./owner-index.ts";
 import { controls, ownedKinds, planNetService, type Action, type Observed, type OwnedKind } from "./plan.ts";
 import { parseReport, ReportIndex, type CachedReport } from "./report-index.ts";
 import { creationSkeleton, ownedCollectionPath, ownedPath } from "./skeleton.ts";
+import { kubeSlicesSelector, SweepSchedule } from "./foreign-slices.ts";
 
 /** Reason of the Ready condition while the NetService does not parse (the CRD normally prevents it). */
 export const invalidSpecReason = netServiceConditionReasons.invalidSpec;
@@ -146,6 +147,8 @@ export class Aggregator {
   private readonly takenRecheckMs: number;
   private readonly statusPacer: Pacer;
   private readonly writePacer: Pacer;
+  /** NetServices whose selectorless Service just lost a hand-added selector: Kubernetes' slices to delete (foreign-slices.ts). */
+  private readonly sweeps = new SweepSchedule();
   private readonly onReconciled: ((event: Reconciled) => void) | undefined;
 
   private readonly netServices: Informer<NetServiceObject>;
@@ -359,6 +362,10 @@ export class Aggregator {
         const owner = ownerKeyOf(event.object);
         if (event.type === "delete") this.ownerIndex[kind].delete(event.key);
         else this.ownerIndex[kind].set(event.key, owner);
+        if (owner && kind === "Service" && event.type !== "delete" && hasSelectorByHand(event.object, owner)) {
+          // Kubernetes' controller is publishing primary addresses under the NetService's name; see foreign-slices.ts.
+          this.sweeps.repaired(owner, this.clock.now());
+        }
         if (owner) this.enqueue(owner);
         if (event.type === "update") {
           const previousOwner = ownerKeyOf(event.old);
@@ -377,6 +384,7 @@ export class Aggregator {
     this.eventLimiter.forget(key);
     this.statusPacer.forget(key);
     this.writePacer.forget(key);
+    this.sweeps.forget(key);
     for (const [id, entry] of this.taken) {
       if (entry.wantedBy === key) this.taken.delete(id);
     }
@@ -469,6 +477,11 @@ export class Aggregator {
     }
     if (plan.actions.length > 0) this.writePacer.wrote(key, this.clock.now());
     if (outcome.retry !== undefined) throw outcome.retry;
+    if (this.sweeps.due(key, this.clock.now())) {
+      await this.sweepKubeSlices(netService, term, log);
+      const nextSweepMs = this.sweeps.swept(key, this.clock.now());
+      if (nextSweepMs !== undefined) term.queue.addAfter(key, nextSweepMs);
+    }
 
     const problems = [...plan.problems, ...outcome.refused];
     // The counts say what is published, which is nothing while the Service's name is someone else's.
@@ -639,6 +652,37 @@ export class Aggregator {
     this.expectations.written(key, { kind, key: objectKey(stored) }, stored.metadata?.resourceVersion, this.clock.now());
   }
 
+  /**
+   * Deletes the EndpointSlices that Kubernetes' controllers wrote for the
+   * NetService's selectorless Service while someone had given it a selector
+   * (foreign-slices.ts). Only slices that the Service controls: they are ours
+   * through it, and nothing else is touched.
+   */
+  private async sweepKubeSlices(netService: NetService, term: Term, log: Logger): Promise<void> {
+    const { namespace, name } = netService.metadata;
+    const service = this.owned.Service.get(`${namespace}/${name}`);
+    const serviceUid = service && controls(netService, service) ? service.metadata?.uid : undefined;
+    if (!serviceUid) return;
+    const list = await this.http.request<{ items?: KubeObject[] }>({
+      method: "GET",
+      path: ownedPath("EndpointSlice", namespace),
+      query: { labelSelector: kubeSlicesSelector(name) },
+      signal: term.signal,
+    });
+    for (const item of list.items ?? []) {
+      const slice: KubeObject = { ...item, apiVersion: "discovery.k8s.io/v1", kind: "EndpointSlice" };
+      const outcome = await this.write(term, "EndpointSlice", "delete", () =>
+        this.applier.deleteIfOwned(slice, serviceUid, { signal: term.signal }),
+      );
+      if (outcome === "deleted") {
+        log.info(
+          { object: slice.metadata?.name, managedBy: slice.metadata?.labels?.[labels.managedBy] },
+          "deleted an EndpointSlice that Kubernetes' controller wrote while the Service had a selector",
+        );
+      }
+    }
+  }
+
   private async remove(netService: NetService, kind: OwnedKind, existing: KubeObject, ownerUid: string, term: Term): Promise<void> {
     const outcome = await this.write(term, kind, "delete", () =>
       this.applier.deleteIfOwned(existing, ownerUid, { signal: term.signal }),
@@ -738,6 +782,15 @@ export class Aggregator {
     const id = `${kind} ${verb}`;
     this.writeCounts.set(id, (this.writeCounts.get(id) ?? 0) + 1);
   }
+}
+
+/** The Service named like its NetService (the selectorless one) has a selector: someone put it there. */
+function hasSelectorByHand(service: KubeObject, ownerKey: string): boolean {
+  const { namespace, name } = service.metadata ?? {};
+  return (
+    netServiceKey(namespace ?? "", name ?? "") === ownerKey &&
+    Object.keys((service as V1Service).spec?.selector ?? {}).length > 0
+  );
 }
 
 function errorMessage(err: unknown): string {

@@ -353,6 +353,49 @@ t.test("an owned object that someone edits or deletes is restored", async (t) =>
   assertOwned(t, await published.service("corens"), corens, "restored Service");
 });
 
+t.test("a selector put on the selectorless Service: removed, and the slices Kubernetes wrote for it meanwhile deleted", async (t) => {
+  const service = await published.service("corens");
+  const servicePath = resourcePath({ apiVersion: "v1", plural: "services", namespace: ns, name: "corens" });
+  const slicesPath = resourcePath({ apiVersion: "discovery.k8s.io/v1", plural: "endpointslices", namespace: ns });
+  const slice = (name: string, managedBy: string, owned: boolean): KubeObject => ({
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: {
+      name,
+      namespace: ns,
+      labels: { "kubernetes.io/service-name": "corens", [labels.managedBy]: managedBy },
+      ...(owned ? { ownerReferences: [{ apiVersion: "v1", kind: "Service", name: "corens", uid: service?.metadata?.uid ?? "", controller: true }] } : {}),
+    },
+    addressType: "IPv4",
+    endpoints: [{ addresses: ["10.99.0.1"] }],
+  });
+  // What kube-controller-manager leaves when it wrote a slice for the selector (it never removes it), and a user's own slice.
+  await user.apply(slice("corens-left-by-kube", "endpointslice-controller.k8s.io", true));
+  await user.apply(slice("corens-users-own", "someone-else.example.com", false));
+  await http.request({ method: "PATCH", path: servicePath, contentType: "application/merge-patch+json", body: { spec: { selector: { app: "primary" } } } });
+
+  await eventually(async () => {
+    const restored = await getObject<{ spec?: { selector?: Record<string, string> } }>(http, servicePath);
+    expect(Object.keys(restored?.spec?.selector ?? {}).length === 0, `selector still ${JSON.stringify(restored?.spec?.selector)}`);
+  }, wait);
+  const kubeSlices = async () => {
+    const list = await http.request<{ items: SliceJson[] }>({
+      method: "GET",
+      path: slicesPath,
+      query: { labelSelector: `kubernetes.io/service-name=corens,${labels.managedBy}=endpointslice-controller.k8s.io` },
+    });
+    return list.items.map((item) => item.metadata?.name);
+  };
+  await eventually(async () => {
+    const left = await kubeSlices();
+    expect(left.length === 0, `Kubernetes' slices still there: ${left.join(", ")}`);
+  }, wait);
+  t.pass("no slice of Kubernetes' controller is left under the NetService's name");
+  t.ok(await getObject(http, `${slicesPath}/corens-users-own`), "a slice the Service does not control is left alone");
+  t.same(sliceIps(await published.slices("corens"), "IPv6"), ["fd00:10::1"], "ours still publish");
+  await http.request({ method: "DELETE", path: `${slicesPath}/corens-users-own` });
+});
+
 t.test("two replicas: only the leader writes; stopping it hands over to the other", async (t) => {
   await second.start();
   t.ok(second.ready, "the standby's caches are synced");
