@@ -8,6 +8,7 @@ import path from "node:path";
 import t from "tap";
 import type { V1Pod } from "@kubernetes/client-node";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
+import { createRootLogger } from "../../common/log.ts";
 import { LocalSystem } from "../../hack/local-system.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { addressesOn, dnsAt, networkStatus, ping, realNetworkingAvailable, routeDevice, runningPods, sorted, tcpConnect } from "../helpers/real-network.ts";
@@ -19,7 +20,8 @@ const corens = "corens.default.svc.cluster.local";
 if (await realNetworkingAvailable(t)) await main();
 
 async function main() {
-  const system = await LocalSystem.start({ network: "real", report: (line) => t.comment(line), sim: { maxGracePeriodMs: 1000 } });
+  const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
+  const system = await LocalSystem.start({ network: "real", report: (line) => t.comment(line), logger, sim: { maxGracePeriodMs: 1000 } });
   t.teardown(() => system.stop());
   const { applier, clients } = system;
   const network = system.network!;
