@@ -192,14 +192,15 @@ async function main() {
     t.same(await ipamAllocations(network, "access"), sorted(now.flatMap((pod) => addressesOn(pod, "networks/access"))), "access allocations: exactly the running pods'");
   });
 
-  t.test("a pod deleted without a grace period (force) still gets its CNI DEL once it has left the API server", async (t) => {
+  // The kubelet may see the pod terminating with grace 0 and tear down first, or only see it gone: either way CNI DEL runs.
+  t.test("a pod deleted with grace period 0 (kubectl delete --force) gets its CNI DEL too", async (t) => {
     const [victim] = await attachedPods();
     const sandbox = network.sandbox("default", name(victim!));
     t.ok(sandbox, "the victim has a sandbox");
     const secondary = [...addressesOn(victim!, "networks/core"), ...addressesOn(victim!, "networks/access")];
     await cluster.clients.core.deleteNamespacedPod({ namespace: "default", name: name(victim!), gracePeriodSeconds: 0 });
     await eventually(() => expect(!existsSync(`/run/netns/${sandbox?.netns}`), `network namespace ${sandbox?.netns} still there`), slow);
-    t.notOk(sandboxAtRemoval.has(name(victim!)), "the kubelet never had to delete it");
+    t.pass(`network namespace ${sandbox?.netns} deleted`);
     const allocated = [...(await ipamAllocations(network, "core")), ...(await ipamAllocations(network, "access"))];
     t.same(secondary.filter((address) => allocated.includes(address)), [], "host-local freed its core and access addresses");
     const now = await attachedPods();
