@@ -241,27 +241,21 @@ export class FakeKubelet {
     return setUp;
   }
 
-  // Once per pod, after its set-up (if one is in flight) has finished. A
+  // After the pod's set-up (if one is in flight) has finished: once when its
+  // grace period ends, and once more when it has left the API server. A
   // failure is logged: the pod goes anyway, as a kubelet's would once the
   // runtime gives up, and the runtime removes what is left when it stops.
   #tearDown(pod: PodJson, state: PodState, removed: boolean): Promise<void> {
     if (!state.sandbox) return Promise.resolve();
-    if (state.tornDown) {
-      // A gracefully deleted pod has now left the API server: the runtime hears of it too.
-      return removed ? state.tornDown.then(() => this.#callTearDown(pod, true)) : state.tornDown;
-    }
-    const tearDown = state.sandbox.catch(() => undefined).then(() => this.#callTearDown(pod, removed));
+    if (state.tornDown && !removed) return state.tornDown;
+    const previous = state.tornDown ?? state.sandbox.catch(() => undefined);
+    const tearDown = previous
+      .then(() => this.#options.sandbox.tearDownSandbox(pod, { removed }))
+      .catch((error: unknown) => this.#log?.error({ key: podKey(pod), err: error }, "sandbox tear-down failed"));
     state.tornDown = tearDown;
+    this.#tearDowns.add(tearDown);
+    void tearDown.finally(() => this.#tearDowns.delete(tearDown));
     return tearDown;
-  }
-
-  async #callTearDown(pod: PodJson, removed: boolean): Promise<void> {
-    const done = this.#options.sandbox.tearDownSandbox(pod, { removed }).catch((error: unknown) => {
-      this.#log?.error({ key: podKey(pod), err: error }, "sandbox tear-down failed");
-    });
-    this.#tearDowns.add(done);
-    await done;
-    this.#tearDowns.delete(done);
   }
 
   #state(key: string, pod: PodJson): PodState {
