@@ -1,6 +1,15 @@
 // The whole system on this machine: a local control plane, simulated nodes
 // with the fake Multus, one NodeAgent per node and the aggregator, all in one
 // process. The run command, the end-to-end tests and the benchmarks start it.
+//
+// With `network: "real"` the simulated nodes' pods get real sandboxes instead
+// (network namespaces, the real Multus and CNI plugins; hack/realnet/), and
+// CoreDNS answers for cluster.local from the control plane, as in a cluster:
+//
+//   const system = await LocalSystem.start({ network: "real" });   // root; preflight names what is missing
+//   await system.network!.exec("default", pod, [system.network!.binaries.netprobe, "ping", "10.10.0.11"]);
+//   resolver.setServers([system.dns!.address]);
+//   await system.stop();                                            // CNI DEL for every pod, every namespace removed
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Aggregator, type AggregatorOptions } from "../aggregator/aggregator.ts";
@@ -11,6 +20,8 @@ import type { Logger } from "../common/log.ts";
 import { NodeAgent, netServiceInformer, type NodeAgentOptions } from "../node-agent/agent.ts";
 import { ControlPlane, type ControlPlaneOptions } from "./cluster/control-plane.ts";
 import { applyManifests, loadManifests } from "./manifests.ts";
+import { CoreDns } from "./realnet/coredns.ts";
+import { RealNetwork } from "./realnet/network.ts";
 import { SimulatedCluster, type SimulatedClusterOptions } from "./sim/cluster.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -18,10 +29,16 @@ export const crdFiles = [path.join(repoRoot, "crds", "netservice.yaml"), path.jo
 
 export type LocalSystemOptions = {
   nodes?: number;
+  /**
+   * The pods' networks: "simulated" (default) is the fake Multus; "real"
+   * gives every pod a network namespace set up by the real Multus and CNI
+   * plugins, and starts CoreDNS (needs root; see docs/real-network.md).
+   */
+  network?: "simulated" | "real";
   /** Progress lines (control-plane build and start). */
   report?: (line: string) => void;
   logger?: Logger;
-  sim?: Partial<Omit<SimulatedClusterOptions, "kubeConfig" | "clients">>;
+  sim?: Partial<Omit<SimulatedClusterOptions, "kubeConfig" | "clients" | "sandbox">>;
   agent?: Omit<NodeAgentOptions, "netServices" | "logger">;
   aggregator?: Partial<AggregatorOptions>;
   /** Control-plane settings, e.g. extra component flags (the benchmark's audit log and kube-controller-manager flags). */
@@ -38,6 +55,10 @@ export class LocalSystem {
   readonly clients: KubeClients;
   readonly applier: Applier;
   readonly sim: SimulatedCluster;
+  /** The real network (network: "real"): pods' namespaces, exec in them, the binaries. */
+  readonly network: RealNetwork | undefined;
+  /** CoreDNS answering for cluster.local (network: "real"). */
+  dns: CoreDns | undefined;
   readonly agents = new Map<string, NodeAgent>();
   aggregator: Aggregator | undefined;
   readonly #options: LocalSystemOptions;
@@ -52,7 +73,17 @@ export class LocalSystem {
     this.clients = makeClients(this.kubeConfig, { userAgent: "netservice-local/0.1.0", maxConnections: 32 });
     this.applier = new Applier(this.clients.http, { fieldManager: "netservice-local" });
     this.#agentClients = options.agentClients ? makeClients(this.kubeConfig, { maxConnections: 32, ...options.agentClients }) : this.clients;
-    this.sim = new SimulatedCluster({ kubeConfig: this.kubeConfig, clients: this.clients, ...(options.logger ? { logger: options.logger } : {}), ...options.sim });
+    const logger = options.logger ? { logger: options.logger } : {};
+    this.network = options.network === "real"
+      ? new RealNetwork({ kubeconfig: plane.kubeconfig, ...logger, ...(options.report ? { report: options.report } : {}) })
+      : undefined;
+    this.sim = new SimulatedCluster({
+      kubeConfig: this.kubeConfig,
+      clients: this.clients,
+      ...logger,
+      ...options.sim,
+      ...(this.network ? { sandbox: this.network } : {}),
+    });
     // One NetService watch serves every agent of this process, as one per node would in a cluster.
     this.#netServices = netServiceInformer(this.clients.http, options.logger ? { logger: options.logger } : {});
   }
@@ -65,7 +96,7 @@ export class LocalSystem {
       await system.#start(options.nodes ?? 3);
       return system;
     } catch (error) {
-      await system.stop();
+      await system.stop().catch((stopError: unknown) => options.report?.(`stopping after a failed start: ${String(stopError)}`));
       throw error;
     }
   }
@@ -76,6 +107,7 @@ export class LocalSystem {
       { apiVersion: "v1", kind: "Namespace", metadata: { name: defaultSystemNamespace } },
     ]);
     await this.sim.start();
+    if (this.network) this.dns = await CoreDns.start({ binary: this.network.binaries.coredns, kubeconfig: this.plane.kubeconfig, dir: this.network.scope.dir });
     const simNodes = await this.sim.addNodes(nodes);
     this.#netServices.start();
     await this.#netServices.synced;
@@ -116,14 +148,24 @@ export class LocalSystem {
     this.aggregator = undefined;
   }
 
-  /** Stops agents, aggregator, simulation and control plane, in that order. */
+  /**
+   * Stops DNS, agents, aggregator, simulation (a real network tears every
+   * sandbox down while the API server still answers Multus) and control
+   * plane, in that order. Throws, once all of it has stopped, if a real
+   * network could not remove everything it created.
+   */
   async stop(): Promise<void> {
+    const errors: unknown[] = [];
+    await this.dns?.stop().catch((error: unknown) => errors.push(error));
     await Promise.allSettled([...this.agents.keys()].map((node) => this.stopAgent(node)));
     await this.stopAggregator().catch(() => undefined);
     await this.#netServices.stop();
-    await this.sim.stop().catch(() => undefined);
+    await this.sim.stop().catch((error: unknown) => {
+      if (this.network) errors.push(error);
+    });
     if (this.#agentClients !== this.clients) await this.#agentClients.close();
     await this.clients.close();
     await this.plane.stop();
+    if (errors.length > 0) throw new AggregateError(errors, `stopping the local system: ${errors.map(String).join("; ")}`);
   }
 }

@@ -77,10 +77,11 @@ export class RunScope {
 
   /** Deletes one namespace of this run (a pod sandbox going away). */
   async deleteNetns(name: string): Promise<void> {
-    const index = this.#netns.indexOf(name);
-    if (index < 0) throw new Error(`network namespace ${name} does not belong to run ${this.id}`);
+    if (!this.#netns.includes(name)) throw new Error(`network namespace ${name} does not belong to run ${this.id}`);
     await deleteNetnsIfPresent(name);
-    this.#netns.splice(index, 1);
+    // Looked up again: other namespaces may have gone while this one was deleted.
+    const index = this.#netns.indexOf(name);
+    if (index >= 0) this.#netns.splice(index, 1);
     this.#writeOwner();
   }
 

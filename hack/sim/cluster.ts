@@ -1,6 +1,8 @@
 // Simulated nodes, a fake kubelet and a fake Multus on top of a real API
 // server, in one process: what the demo, the integration tests and the
-// benchmarks run pods on.
+// benchmarks run pods on. The pods' networks come from a pluggable sandbox
+// runtime (sandbox.ts): the fake Multus unless `sandbox` says otherwise, e.g.
+// real Multus in network namespaces (hack/realnet/network.ts).
 //
 //   const sim = new SimulatedCluster({ kubeConfig });
 //   await sim.start();                  // NAD CRD, pod and NAD watches, kubelet, Multus
@@ -16,12 +18,19 @@ import { Informer, makeClients, nadPath, realClock, type Clock, type KubeClients
 import { FakeMultus, defaultNetworkName, type AnnotationWritten, type AttachmentError } from "./multus.ts";
 import { ensureNadCrd } from "./nad-crd.ts";
 import { defaultLayout, NodeRegistry, registerNode, simNode, type NodeLayout, type SimNode } from "./nodes.ts";
+import { FakeMultusSandboxes, type SandboxRuntime } from "./sandbox.ts";
 
 export type SimulatedClusterOptions = {
   kubeConfig: KubeConfig;
   /** Clients to share (and close yourself); by default the cluster makes and closes its own. */
   clients?: KubeClients;
   layout?: Partial<NodeLayout>;
+  /**
+   * The pods' networks. Default: the fake Multus (FakeMultusSandboxes), which
+   * the options legacyMultus, defaultNetworkName, multusWorkers,
+   * onAnnotationWritten and onAttachmentError configure.
+   */
+  sandbox?: SandboxRuntime;
   /** Multus before v3.6: `networks-status` with bare names. */
   legacyMultus?: boolean;
   /** Name of the cluster network in network-status. Default "kindnet". */
@@ -51,11 +60,10 @@ export class SimulatedCluster {
   readonly nodes = new NodeRegistry();
   readonly allocator = new IpamAllocator();
   readonly kubelet: FakeKubelet;
-  readonly multus: FakeMultus;
+  readonly sandbox: SandboxRuntime;
   readonly #options: SimulatedClusterOptions;
   readonly #clock: Clock;
   readonly #pods: Informer<PodJson>;
-  readonly #nads: Informer<NadJson>;
   readonly #ownsClients: boolean;
   #started = false;
   #stopped = false;
@@ -70,27 +78,12 @@ export class SimulatedCluster {
     const common = { clock: this.#clock, ...(logger ? { logger } : {}) };
     // One pod watch for the whole cluster, shared by kubelet and Multus: what 1,000 real kubelets would do with 1,000 watches.
     this.#pods = new Informer<PodJson>({ http: this.clients.http, path: "/api/v1/pods", ...common });
-    this.#nads = new Informer<NadJson>({ http: this.clients.http, path: nadPath, ...common });
-    const isSimulatedNode = (name: string) => this.nodes.has(name);
-    this.multus = new FakeMultus({
-      clients: this.clients,
-      pods: this.#pods,
-      nads: this.#nads,
-      isSimulatedNode,
-      allocator: this.allocator,
-      legacy: options.legacyMultus ?? false,
-      defaultNetworkName: options.defaultNetworkName ?? defaultNetworkName,
-      ...common,
-      ...(options.multusWorkers === undefined ? {} : { workers: options.multusWorkers }),
-      ...(options.onAnnotationWritten ? { onAnnotationWritten: options.onAnnotationWritten } : {}),
-      ...(options.onAttachmentError ? { onAttachmentError: options.onAttachmentError } : {}),
-    });
+    this.sandbox = options.sandbox ?? this.#fakeMultus(common);
     this.kubelet = new FakeKubelet({
       clients: this.clients,
       pods: this.#pods,
       nodes: this.nodes,
-      allocator: this.allocator,
-      setUpSandbox: (pod, podIPs) => this.multus.setUpPod(pod, podIPs),
+      sandbox: this.sandbox,
       ...common,
       ...(options.initialReady ? { initialReady: options.initialReady } : {}),
       ...(options.kubeletWorkers === undefined ? {} : { workers: options.kubeletWorkers }),
@@ -101,16 +94,20 @@ export class SimulatedCluster {
     });
   }
 
-  /** Installs the NAD CRD if needed, starts the watches, the fake Multus and the fake kubelet; resolves once the caches are filled. */
+  /** The fake Multus, when the pods' networks are the default fake ones. */
+  get multus(): FakeMultus {
+    if (this.sandbox instanceof FakeMultusSandboxes) return this.sandbox.multus;
+    throw new Error("this simulated cluster's pods get their networks from its own sandbox runtime, not from the fake Multus");
+  }
+
+  /** Installs the NAD CRD if needed, starts the sandbox runtime (the fake Multus and its NAD watch), the pod watch and the fake kubelet; resolves once the caches are filled. */
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     if (this.#options.installNadCrd ?? true) await ensureNadCrd(this.clients, this.#clock);
-    this.multus.start();
+    // The runtime first: the fake Multus' NADs are known before pods attached by an earlier run are adopted.
+    await this.sandbox.start?.();
     this.kubelet.start();
-    // NADs first: pods attached by an earlier run are adopted with their networks' IPAM known.
-    this.#nads.start();
-    await this.#nads.synced;
     this.#pods.start();
     await this.#pods.synced;
   }
@@ -123,8 +120,8 @@ export class SimulatedCluster {
       await Promise.all(added.slice(i, i + 8).map((node) => registerNode(this.clients, node, this.layout, this.#clock.now())));
     }
     for (const node of added) this.nodes.add(node);
+    await this.sandbox.addNodes?.(added);
     // Pods on these nodes that are already there: left by an earlier run, or created with spec.nodeName before the node.
-    this.multus.resync();
     this.kubelet.resync();
     return added;
   }
@@ -133,12 +130,49 @@ export class SimulatedCluster {
     return this.kubelet.setReady(namespace, name, ready);
   }
 
-  /** Stops the kubelet, Multus, both watches and every timer; closes the clients it made. Pods and nodes stay. */
+  /**
+   * Stops the kubelet, then the sandbox runtime (the fake Multus; a real
+   * network tears its sandboxes down), the watches and every timer; closes
+   * the clients it made. Pods and nodes stay. Throws what the runtime's stop
+   * threw, once everything else has stopped.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    await Promise.all([this.kubelet.stop(), this.multus.stop()]);
-    await Promise.all([this.#pods.stop(), this.#nads.stop()]);
-    if (this.#ownsClients) await this.clients.close();
+    try {
+      await this.kubelet.stop();
+      await this.sandbox.stop?.();
+    } finally {
+      await this.#pods.stop();
+      if (this.#ownsClients) await this.clients.close();
+    }
+  }
+
+  #fakeMultus(common: { clock: Clock; logger?: Logger }): FakeMultusSandboxes {
+    const options = this.#options;
+    const nads = new Informer<NadJson>({ http: this.clients.http, path: nadPath, ...common });
+    const multus = new FakeMultus({
+      clients: this.clients,
+      pods: this.#pods,
+      nads,
+      isSimulatedNode: (name) => this.nodes.has(name),
+      allocator: this.allocator,
+      legacy: options.legacyMultus ?? false,
+      defaultNetworkName: options.defaultNetworkName ?? defaultNetworkName,
+      ...common,
+      ...(options.multusWorkers === undefined ? {} : { workers: options.multusWorkers }),
+      ...(options.onAnnotationWritten ? { onAnnotationWritten: options.onAnnotationWritten } : {}),
+      ...(options.onAttachmentError ? { onAttachmentError: options.onAttachmentError } : {}),
+    });
+    return new FakeMultusSandboxes({
+      multus,
+      allocator: this.allocator,
+      ...(common.logger ? { logger: common.logger } : {}),
+      start: async () => {
+        nads.start();
+        await nads.synced;
+      },
+      stop: () => nads.stop(),
+    });
   }
 }

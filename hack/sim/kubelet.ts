@@ -1,12 +1,14 @@
 // A fake kubelet for every simulated node at once: one cluster-wide pod
 // watch (shared, filtered by spec.nodeName), one de-duplicating queue with a
 // bounded number of status writes in flight. A pod bound to a simulated node
-// (by kube-scheduler or spec.nodeName) gets addresses from its node's pod
-// CIDRs, a CNI ADD (the fake Multus), then one status write: Running, Ready,
-// container statuses. Readiness can be flipped; a deleted pod is removed for
-// good once its grace period has passed.
+// (by kube-scheduler or spec.nodeName) gets a sandbox from the pluggable
+// runtime (sandbox.ts: the fake Multus by default, or real Multus), whose
+// addresses become its pod IPs, then one status write: Running, Ready,
+// container statuses. Readiness can be flipped; a deleted pod's sandbox is
+// torn down once its grace period has passed, then the pod is removed for
+// good.
 //
-//   const kubelet = new FakeKubelet({ clients, pods, nodes, layout, allocator, setUpSandbox });
+//   const kubelet = new FakeKubelet({ clients, pods, nodes, sandbox });
 //   kubelet.start();
 //   await kubelet.setReady("default", "utils-0", false);
 //   await kubelet.stop();
@@ -14,7 +16,6 @@
 // Node heartbeats are off unless heartbeatIntervalMs is set: the local
 // control plane runs no node-lifecycle controller, so nothing reads them, and
 // 1,000 nodes would add 100 writes a second to every benchmark.
-import { IpamError, parseNetworkConfig, type IpamAllocator, type IpamConfig } from "./ipam.ts";
 import {
   AwaitableQueue,
   isConflict,
@@ -32,6 +33,7 @@ import {
 } from "./kube.ts";
 import type { NodeRegistry, SimNode } from "./nodes.ts";
 import { isReady, readinessStatus, runningStatus } from "./pod-status.ts";
+import type { SandboxRuntime } from "./sandbox.ts";
 
 export type StatusWritten = {
   namespace: string;
@@ -53,9 +55,8 @@ export type FakeKubeletOptions = {
   clients: Pick<KubeClients, "core">;
   pods: ObjectSource<PodJson>;
   nodes: NodeRegistry;
-  allocator: IpamAllocator;
-  /** The CNI ADD, awaited before the pod is reported Running (the fake Multus' setUpPod). */
-  setUpSandbox?: (pod: PodJson, podIPs: string[]) => Promise<void>;
+  /** Sets up and tears down the pods' networks; its addresses are the pod IPs. */
+  sandbox: SandboxRuntime;
   /** Readiness of a pod when it starts. Default: ready. */
   initialReady?: (pod: PodJson) => boolean;
   clock?: Clock;
@@ -73,6 +74,10 @@ export type FakeKubeletOptions = {
 type PodState = {
   uid: string;
   podIPs?: string[];
+  /** The sandbox's set-up, once started (or adopted): a tear-down waits for it. */
+  sandbox?: Promise<unknown>;
+  /** The tear-down, once started: it happens once per pod. */
+  tornDown?: Promise<void>;
   ready: boolean;
   /** What the API server last confirmed from us; undefined until the pod runs. */
   written?: { ready: boolean; startTime: string };
@@ -86,7 +91,8 @@ export class FakeKubelet {
   readonly #log: Logger | undefined;
   readonly #queue: AwaitableQueue;
   readonly #states = new Map<string, PodState>();
-  readonly #nodePools = new Map<string, IpamConfig>();
+  /** Tear-downs in flight, so that stop() waits for them. */
+  readonly #tearDowns = new Set<Promise<void>>();
   #unsubscribe: (() => void) | undefined;
   #heartbeat: Timer | undefined;
   #beating = false;
@@ -107,7 +113,7 @@ export class FakeKubelet {
   start(): void {
     if (this.#unsubscribe) return;
     this.#unsubscribe = this.#options.pods.onChange((event) => {
-      if (event.type === "delete") this.#forget(event.key, event.object.metadata?.uid);
+      if (event.type === "delete") this.#forget(event.key, event.object);
       else if (this.#node(event.object)) this.#admit(event.key, event.object);
     });
     this.#queue.start();
@@ -115,7 +121,7 @@ export class FakeKubelet {
     this.#scheduleHeartbeat();
   }
 
-  /** Stops watching, writing and every timer; pods keep the status they have. */
+  /** Stops watching, writing and every timer, and waits for tear-downs in flight; pods keep the status they have. */
   async stop(): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
@@ -123,6 +129,7 @@ export class FakeKubelet {
     this.#heartbeat = undefined;
     for (const state of this.#states.values()) state.deletion?.timer.cancel();
     await this.#queue.stop();
+    await Promise.all(this.#tearDowns);
   }
 
   /** Pods of nodes added after start() are picked up on their next event; this catches the ones already there. */
@@ -155,14 +162,14 @@ export class FakeKubelet {
       await this.#terminate(key, pod, state);
       return;
     }
+    if (state.tornDown) return;
     if (!state.podIPs) {
-      const podIPs = this.#allocate(pod, node, state);
+      const podIPs = await this.#setUpSandbox(pod, node, state);
       if (!podIPs) return;
       state.podIPs = podIPs;
     }
     if (state.written?.ready === state.ready) return;
     const starting = state.written === undefined;
-    if (starting) await this.#options.setUpSandbox?.(pod, state.podIPs);
     const now = this.#clock.now();
     const status = starting
       ? runningStatus(pod, { podIPs: state.podIPs, hostIPs: node.addresses, ready: state.ready, now })
@@ -211,43 +218,52 @@ export class FakeKubelet {
       }
       return;
     }
+    // The containers have stopped: the runtime stops the sandbox (CNI DEL) before the pod object goes.
+    await this.#tearDown(pod, state, false);
     const namespace = pod.metadata?.namespace ?? "";
     const name = pod.metadata?.name ?? "";
+    const startedAt = this.#clock.now();
     try {
       await this.#options.clients.core.deleteNamespacedPod({ namespace, name, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid: state.uid } } });
     } catch (error) {
       if (!isNotFound(error) && !isConflict(error)) throw error;
     }
     state.removed = true;
-    this.#options.onPodRemoved?.({ namespace, name, uid: state.uid, startedAt: now, writtenAt: this.#clock.now() });
+    this.#options.onPodRemoved?.({ namespace, name, uid: state.uid, startedAt, writtenAt: this.#clock.now() });
   }
 
-  #allocate(pod: PodJson, node: SimNode, state: PodState): string[] | undefined {
+  // No await before the runtime's call: a delete event seen after the pod was
+  // read from the cache finds the set-up started and tears down after it.
+  async #setUpSandbox(pod: PodJson, node: SimNode, state: PodState): Promise<string[] | undefined> {
     if (pod.spec?.hostNetwork) return [...node.addresses];
-    try {
-      return this.#options.allocator.allocate(owner(state.uid), "eth0", this.#nodePool(node)).map((a) => a.address);
-    } catch (error) {
-      if (!(error instanceof IpamError)) throw error;
-      this.#log?.error({ key: podKey(pod), node: node.name, err: error }, "no pod address left on the node");
-      return undefined;
-    }
+    const setUp = this.#options.sandbox.setUpSandbox(pod, node);
+    state.sandbox = setUp;
+    return setUp;
   }
 
-  // Like kindnet and the bridge plugin: host-local over the node's pod CIDRs, gateway .1 never handed out.
-  #nodePool(node: SimNode): IpamConfig {
-    let pool = this.#nodePools.get(node.name);
-    if (!pool) {
-      pool = parseNetworkConfig(JSON.stringify({ type: "ptp", ipam: { type: "host-local", ranges: node.podCIDRs.map((subnet) => [{ subnet }]) } })).ipam;
-      this.#nodePools.set(node.name, pool);
-    }
-    return pool;
+  // After the pod's set-up (if one is in flight) has finished: once when its
+  // grace period ends, and once more when it has left the API server. A
+  // failure is logged: the pod goes anyway, as a kubelet's would once the
+  // runtime gives up, and the runtime removes what is left when it stops.
+  #tearDown(pod: PodJson, state: PodState, removed: boolean): Promise<void> {
+    if (!state.sandbox) return Promise.resolve();
+    if (state.tornDown && !removed) return state.tornDown;
+    const previous = state.tornDown ?? state.sandbox.catch(() => undefined);
+    const tearDown = previous
+      .then(() => this.#options.sandbox.tearDownSandbox(pod, { removed }))
+      .catch((error: unknown) => this.#log?.error({ key: podKey(pod), err: error }, "sandbox tear-down failed"));
+    state.tornDown = tearDown;
+    this.#tearDowns.add(tearDown);
+    void tearDown.finally(() => this.#tearDowns.delete(tearDown));
+    return tearDown;
   }
 
   #state(key: string, pod: PodJson): PodState {
     const uid = pod.metadata?.uid ?? "";
     let state = this.#states.get(key);
     if (state?.uid === uid) return state;
-    if (state) this.#forget(key, state.uid);
+    // A pod of the same name replaced the one we knew, whose delete event was missed: that one is gone.
+    if (state) this.#forget(key, { metadata: { namespace: pod.metadata?.namespace ?? "", name: pod.metadata?.name ?? "", uid: state.uid } });
     state = { uid, ready: this.#options.initialReady?.(pod) ?? true };
     this.#adopt(pod, state);
     this.#states.set(key, state);
@@ -258,18 +274,23 @@ export class FakeKubelet {
   #adopt(pod: PodJson, state: PodState) {
     const podIPs = pod.status?.podIPs?.map((entry) => entry.ip) ?? [];
     if (pod.status?.phase !== "Running" || podIPs.length === 0) return;
-    if (!pod.spec?.hostNetwork) this.#options.allocator.reserve(owner(state.uid), "eth0", podIPs.map((address) => ({ address })));
+    if (!pod.spec?.hostNetwork) {
+      this.#options.sandbox.adoptSandbox?.(pod, podIPs);
+      state.sandbox = Promise.resolve();
+    }
     state.podIPs = podIPs;
     state.ready = isReady(pod);
     state.written = { ready: state.ready, startTime: pod.status?.startTime ?? "" };
   }
 
-  #forget(key: string, uid: string | undefined) {
+  // The pod has left the API server (or a pod of the same name replaced it).
+  #forget(key: string, pod: PodJson) {
     const state = this.#states.get(key);
+    const uid = pod.metadata?.uid;
     if (!state || (uid !== undefined && state.uid !== uid)) return;
     state.deletion?.timer.cancel();
-    this.#options.allocator.release(owner(state.uid));
     this.#states.delete(key);
+    void this.#tearDown(pod, state, true);
   }
 
   #node(pod: PodJson): SimNode | undefined {
@@ -303,8 +324,4 @@ export class FakeKubelet {
       this.#beating = false;
     }
   }
-}
-
-function owner(uid: string): string {
-  return `kubelet/${uid}`;
 }

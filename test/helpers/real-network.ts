@@ -7,7 +7,8 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Test } from "tap";
 import type { V1Pod } from "@kubernetes/client-node";
-import type { RealNetworkCluster } from "../../hack/realnet/cluster.ts";
+import type { KubeClients } from "../../common/kube/client.ts";
+import type { RealNetwork } from "../../hack/realnet/network.ts";
 import { checkRealNetworking } from "../../hack/realnet/preflight.ts";
 
 /**
@@ -42,17 +43,17 @@ export function addressesOn(pod: V1Pod, network: string): string[] {
 }
 
 /** Running, not terminating pods with the label selector, by name. */
-export async function runningPods(cluster: RealNetworkCluster, namespace: string, labelSelector: string): Promise<V1Pod[]> {
-  const list = await cluster.clients.core.listNamespacedPod({ namespace, labelSelector });
+export async function runningPods(clients: Pick<KubeClients, "core">, namespace: string, labelSelector: string): Promise<V1Pod[]> {
+  const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
   return list.items
     .filter((pod) => pod.status?.phase === "Running" && !pod.metadata?.deletionTimestamp)
     .sort((a, b) => (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? ""));
 }
 
 /** Addresses host-local holds for a network that spans the nodes (its state directory, one file per address). */
-export async function ipamAllocations(cluster: RealNetworkCluster, network: string): Promise<string[]> {
+export async function ipamAllocations(realNetwork: RealNetwork, network: string): Promise<string[]> {
   try {
-    const files = await readdir(path.join(cluster.fabric.sharedIpamDir, network));
+    const files = await readdir(path.join(realNetwork.fabric.sharedIpamDir, network));
     return files.filter((file) => file !== "lock" && !file.startsWith("last_reserved_ip")).sort();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
@@ -83,21 +84,21 @@ export function dnsAt(address: string) {
 export type ProbeResult = { ok: boolean; transcript: string };
 
 /** ICMP echo from inside the pod's network namespace (netprobe ping). */
-export async function ping(cluster: RealNetworkCluster, namespace: string, pod: string, address: string, count = 2): Promise<ProbeResult> {
-  const result = await cluster.exec(namespace, pod, [cluster.binaries.netprobe, "ping", "-c", String(count), "-W", "1", address]);
+export async function ping(network: RealNetwork, namespace: string, pod: string, address: string, count = 2): Promise<ProbeResult> {
+  const result = await network.exec(namespace, pod, [network.binaries.netprobe, "ping", "-c", String(count), "-W", "1", address]);
   return { ok: result.code === 0, transcript: `${result.stdout}${result.stderr}`.trim() };
 }
 
 /** A TCP connection from inside the pod's network namespace, reading the server's greeting (netprobe connect). */
-export async function tcpConnect(cluster: RealNetworkCluster, namespace: string, pod: string, address: string, port: number): Promise<ProbeResult> {
+export async function tcpConnect(network: RealNetwork, namespace: string, pod: string, address: string, port: number): Promise<ProbeResult> {
   const target = address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-  const result = await cluster.exec(namespace, pod, [cluster.binaries.netprobe, "connect", "-W", "2", target]);
+  const result = await network.exec(namespace, pod, [network.binaries.netprobe, "connect", "-W", "2", target]);
   return { ok: result.code === 0, transcript: `${result.stdout}${result.stderr}`.trim() };
 }
 
 /** The route the kernel of the pod's namespace takes to an address: "dev core", "dev access", ... */
-export async function routeDevice(cluster: RealNetworkCluster, namespace: string, pod: string, address: string): Promise<string> {
-  const result = await cluster.exec(namespace, pod, ["ip", "-j", "route", "get", address]);
+export async function routeDevice(network: RealNetwork, namespace: string, pod: string, address: string): Promise<string> {
+  const result = await network.exec(namespace, pod, ["ip", "-j", "route", "get", address]);
   const routes = JSON.parse(result.stdout || "[]") as { dev?: string }[];
   return routes[0]?.dev ?? "";
 }

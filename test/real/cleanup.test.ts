@@ -15,6 +15,17 @@ const runScopeModule = new URL("../../hack/realnet/run-scope.ts", import.meta.ur
 if (await realNetworkingAvailable(t)) main();
 
 function main() {
+  t.test("namespaces deleted at the same time are all forgotten, and only they", async (t) => {
+    const scope = await RunScope.create();
+    t.teardown(() => scope.release());
+    const names = [await scope.addNetns("a"), await scope.addNetns("b"), await scope.addNetns("c"), await scope.addNetns("d")];
+    await Promise.all([scope.deleteNetns(names[1]!), scope.deleteNetns(names[2]!)]);
+    t.same(scope.netnsList(), [names[0], names[3]], "the record holds exactly the two left");
+    t.ok(existsSync(`/run/netns/${names[3]}`) && !existsSync(`/run/netns/${names[2]}`), "and so does the machine");
+    await scope.deleteNetns(names[3]!);
+    t.same(scope.netnsList(), [names[0]]);
+  });
+
   t.test("a run killed with SIGKILL is released by the next run, by the recorded names", async (t) => {
     const child = await startRun();
     t.teardown(() => child.process.kill("SIGKILL"));

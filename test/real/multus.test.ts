@@ -13,8 +13,9 @@ import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { Applier } from "../../common/kube/apply.ts";
 import { ControlPlane } from "../../hack/cluster/control-plane.ts";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
-import { RealNetworkCluster } from "../../hack/realnet/cluster.ts";
 import { CoreDns } from "../../hack/realnet/coredns.ts";
+import { RealNetwork } from "../../hack/realnet/network.ts";
+import { SimulatedCluster } from "../../hack/sim/cluster.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import {
   addressesOn, dnsAt, ipamAllocations, networkStatus, ping, realNetworkingAvailable, routeDevice, runningPods, sorted, tcpConnect,
@@ -29,23 +30,34 @@ async function main() {
   const plane = await ControlPlane.start({ report: (line) => t.comment(line) });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfig);
-  const cluster = new RealNetworkCluster({ kubeConfig, kubeconfig: plane.kubeconfig, maxGracePeriodMs: 1000, report: (line) => t.comment(line) });
+  const network = new RealNetwork({ kubeconfig: plane.kubeconfig, report: (line) => t.comment(line) });
+  /** Whether the pod's sandbox still existed when the kubelet deleted the pod object for good, by pod name. */
+  const sandboxAtRemoval = new Map<string, boolean>();
+  const cluster = new SimulatedCluster({
+    kubeConfig,
+    sandbox: network,
+    maxGracePeriodMs: 1000,
+    onPodRemoved: (event) => sandboxAtRemoval.set(event.name, network.sandbox(event.namespace, event.name) !== undefined),
+  });
   let dns: CoreDns | undefined;
   // In this order: CNI DEL needs Multus' API server until the last sandbox is gone.
   t.teardown(async () => {
     await dns?.stop();
-    await cluster.stop();
-    await plane.stop();
+    try {
+      await cluster.stop();
+    } finally {
+      await plane.stop();
+    }
   });
   await cluster.start();
   await cluster.addNodes(3);
-  dns = await CoreDns.start({ binary: cluster.binaries.coredns, kubeconfig: plane.kubeconfig, dir: cluster.scope.dir });
+  dns = await CoreDns.start({ binary: network.binaries.coredns, kubeconfig: plane.kubeconfig, dir: network.scope.dir });
   const resolve = dnsAt(dns.address);
   const applier = new Applier(cluster.clients.http, { fieldManager: "realnet-test" });
   await applyManifests(applier, cluster.clients.http, await loadManifests(path.join(demo, "networks.yaml"), path.join(demo, "samples", "multi.yaml")));
 
   const attachedPods = () => eventually(async () => {
-    const pods = await runningPods(cluster, "default", "app=utils");
+    const pods = await runningPods(cluster.clients, "default", "app=utils");
     expect(pods.length === 3, `${pods.length} of 3 pods running`);
     expect(pods.every((pod) => networkStatus(pod).length === 3), "network-status incomplete");
     return pods;
@@ -63,7 +75,7 @@ async function main() {
       const access = addressesOn(pod, "networks/access");
       t.ok(access.length === 1 && /^10\.20\.\d+\.\d+$/.test(access[0] ?? ""), `${name(pod)}: access from its range: ${access}`);
       // What the kernel says is in the pod's namespace, interface by interface.
-      const links = JSON.parse((await cluster.exec("default", name(pod), ["ip", "-j", "address", "show"])).stdout) as IpAddressLink[];
+      const links = JSON.parse((await network.exec("default", name(pod), ["ip", "-j", "address", "show"])).stdout) as IpAddressLink[];
       for (const entry of status) {
         const link = links.find((l) => l.ifname === entry.interface);
         t.ok(link, `${name(pod)}: interface ${entry.interface} exists`);
@@ -77,28 +89,28 @@ async function main() {
   });
 
   t.test("host-local holds exactly the addresses Multus reported", async (t) => {
-    t.same(await ipamAllocations(cluster, "core"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/core"))));
-    t.same(await ipamAllocations(cluster, "access"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/access"))));
+    t.same(await ipamAllocations(network, "core"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/core"))));
+    t.same(await ipamAllocations(network, "access"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/access"))));
   });
 
   t.test("from one pod, every other pod's core and access addresses answer over the secondary networks", async (t) => {
     const [client, ...servers] = pods as [V1Pod, ...V1Pod[]];
     for (const server of servers) {
-      for (const [network, device] of [["networks/core", "core"], ["networks/access", "access"]] as const) {
-        for (const address of addressesOn(server, network)) {
-          t.equal(await routeDevice(cluster, "default", name(client), address), device, `${address} is routed over ${device}`);
-          const echo = await ping(cluster, "default", name(client), address);
+      for (const [attachment, device] of [["networks/core", "core"], ["networks/access", "access"]] as const) {
+        for (const address of addressesOn(server, attachment)) {
+          t.equal(await routeDevice(network, "default", name(client), address), device, `${address} is routed over ${device}`);
+          const echo = await ping(network, "default", name(client), address);
           t.ok(echo.ok, `${name(client)} pings ${name(server)} at ${address}`);
           t.comment(echo.transcript);
         }
       }
       const coreAddresses = addressesOn(server, "networks/core");
       for (const address of coreAddresses) {
-        const listener = cluster.startInPod("default", name(server), `serve-${address.includes(":") ? "v6" : "v4"}`, [
-          cluster.binaries.netprobe, "serve", address.includes(":") ? `[${address}]:7000` : `${address}:7000`, `hello from ${name(server)}`,
+        const listener = network.startInPod("default", name(server), `serve-${address.includes(":") ? "v6" : "v4"}`, [
+          network.binaries.netprobe, "serve", address.includes(":") ? `[${address}]:7000` : `${address}:7000`, `hello from ${name(server)}`,
         ]);
         const connected = await eventually(async () => {
-          const result = await tcpConnect(cluster, "default", name(client), address, 7000);
+          const result = await tcpConnect(network, "default", name(client), address, 7000);
           expect(result.ok, result.transcript);
           return result;
         }, { timeoutMs: 10_000 });
@@ -131,8 +143,8 @@ async function main() {
   });
 
   t.test("a pod asking for a network that does not exist gets no sandbox, and nothing of its attempts is left", async (t) => {
-    const sandboxesBefore = cluster.sandboxes.list().length;
-    const netnsBefore = cluster.scope.netnsList();
+    const sandboxesBefore = network.sandboxes.list().length;
+    const netnsBefore = network.scope.netnsList();
     await cluster.clients.core.createNamespacedPod({
       namespace: "default",
       body: {
@@ -145,37 +157,54 @@ async function main() {
     const lost = await cluster.clients.core.readNamespacedPod({ namespace: "default", name: "lost" });
     t.not(lost.status?.phase, "Running", "the pod does not run");
     t.same(networkStatus(lost), [], "Multus wrote no network-status");
-    t.equal(cluster.sandboxes.list().length, sandboxesBefore, "no sandbox kept");
+    t.equal(network.sandboxes.list().length, sandboxesBefore, "no sandbox kept");
     await cluster.clients.core.deleteNamespacedPod({ namespace: "default", name: "lost", gracePeriodSeconds: 0 });
     // An attempt may be in flight when the pod goes; it cleans up after itself.
-    await eventually(() => expect(JSON.stringify(cluster.scope.netnsList()) === JSON.stringify(netnsBefore), `namespaces ${cluster.scope.netnsList()}`), slow);
+    await eventually(() => expect(JSON.stringify(network.scope.netnsList()) === JSON.stringify(netnsBefore), `namespaces ${network.scope.netnsList()}`), slow);
     t.pass("every failed attempt's namespace removed");
-    t.same(await ipamAllocations(cluster, "core"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/core"))), "no core address leaked");
-    t.same(await ipamAllocations(cluster, "access"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/access"))), "no access address leaked");
+    t.same(await ipamAllocations(network, "core"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/core"))), "no core address leaked");
+    t.same(await ipamAllocations(network, "access"), sorted(pods.flatMap((pod) => addressesOn(pod, "networks/access"))), "no access address leaked");
   });
 
   t.test("deleting a pod runs CNI DEL: its namespace and addresses are gone, DNS drops it, its replacement is attached", async (t) => {
     const victim = pods[1]!;
-    const sandbox = cluster.sandbox("default", name(victim));
+    const sandbox = network.sandbox("default", name(victim));
     t.ok(sandbox, "the victim has a sandbox");
     const secondary = [...addressesOn(victim, "networks/core"), ...addressesOn(victim, "networks/access")];
     await cluster.clients.core.deleteNamespacedPod({ namespace: "default", name: name(victim) });
-    await eventually(() => expect(!cluster.sandbox("default", name(victim)), "sandbox still there"), slow);
+    await eventually(() => expect(!network.sandbox("default", name(victim)), "sandbox still there"), slow);
     t.notOk(existsSync(`/run/netns/${sandbox?.netns}`), `network namespace ${sandbox?.netns} deleted`);
-    const allocated = [...(await ipamAllocations(cluster, "core")), ...(await ipamAllocations(cluster, "access"))];
+    await eventually(() => expect(sandboxAtRemoval.has(name(victim)), "the kubelet has not removed the pod yet"), slow);
+    t.equal(sandboxAtRemoval.get(name(victim)), false, "CNI DEL ran when the grace period ended, before the kubelet deleted the pod object");
+    const allocated = [...(await ipamAllocations(network, "core")), ...(await ipamAllocations(network, "access"))];
     t.same(secondary.filter((address) => allocated.includes(address)), [], "host-local freed its core and access addresses");
     await eventually(async () => {
       const a = await resolve.a("utils-headless.default.svc.cluster.local");
       expect(!a.includes(victim.status?.podIP ?? ""), `DNS still answers ${victim.status?.podIP}`);
     }, slow);
     t.pass("its podIP left DNS");
-    const unanswered = await ping(cluster, "default", name(pods[0]!), addressesOn(victim, "networks/core")[0]!, 1);
+    const unanswered = await ping(network, "default", name(pods[0]!), addressesOn(victim, "networks/core")[0]!, 1);
     t.notOk(unanswered.ok, "its old core address no longer answers");
 
     const now = await attachedPods();
     t.notOk(now.some((pod) => name(pod) === name(victim)), "a new pod replaced it");
-    t.same(await ipamAllocations(cluster, "core"), sorted(now.flatMap((pod) => addressesOn(pod, "networks/core"))), "core allocations: exactly the running pods'");
-    t.same(await ipamAllocations(cluster, "access"), sorted(now.flatMap((pod) => addressesOn(pod, "networks/access"))), "access allocations: exactly the running pods'");
+    t.same(await ipamAllocations(network, "core"), sorted(now.flatMap((pod) => addressesOn(pod, "networks/core"))), "core allocations: exactly the running pods'");
+    t.same(await ipamAllocations(network, "access"), sorted(now.flatMap((pod) => addressesOn(pod, "networks/access"))), "access allocations: exactly the running pods'");
+  });
+
+  // The kubelet may see the pod terminating with grace 0 and tear down first, or only see it gone: either way CNI DEL runs.
+  t.test("a pod deleted with grace period 0 (kubectl delete --force) gets its CNI DEL too", async (t) => {
+    const [victim] = await attachedPods();
+    const sandbox = network.sandbox("default", name(victim!));
+    t.ok(sandbox, "the victim has a sandbox");
+    const secondary = [...addressesOn(victim!, "networks/core"), ...addressesOn(victim!, "networks/access")];
+    await cluster.clients.core.deleteNamespacedPod({ namespace: "default", name: name(victim!), gracePeriodSeconds: 0 });
+    await eventually(() => expect(!existsSync(`/run/netns/${sandbox?.netns}`), `network namespace ${sandbox?.netns} still there`), slow);
+    t.pass(`network namespace ${sandbox?.netns} deleted`);
+    const allocated = [...(await ipamAllocations(network, "core")), ...(await ipamAllocations(network, "access"))];
+    t.same(secondary.filter((address) => allocated.includes(address)), [], "host-local freed its core and access addresses");
+    const now = await attachedPods();
+    t.same(await ipamAllocations(network, "core"), sorted(now.flatMap((pod) => addressesOn(pod, "networks/core"))), "core allocations: exactly the running pods'");
   });
 }
 

@@ -8,7 +8,8 @@ import path from "node:path";
 import t from "tap";
 import type { V1Pod } from "@kubernetes/client-node";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
-import { RealNetworkSystem } from "../../hack/realnet/system.ts";
+import { createRootLogger } from "../../common/log.ts";
+import { LocalSystem } from "../../hack/local-system.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { addressesOn, dnsAt, networkStatus, ping, realNetworkingAvailable, routeDevice, runningPods, sorted, tcpConnect } from "../helpers/real-network.ts";
 
@@ -19,9 +20,11 @@ const corens = "corens.default.svc.cluster.local";
 if (await realNetworkingAvailable(t)) await main();
 
 async function main() {
-  const system = await RealNetworkSystem.start({ report: (line) => t.comment(line), cluster: { maxGracePeriodMs: 1000 } });
+  const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
+  const system = await LocalSystem.start({ network: "real", report: (line) => t.comment(line), logger, sim: { maxGracePeriodMs: 1000 } });
   t.teardown(() => system.stop());
-  const { cluster, applier, clients } = system;
+  const { applier, clients } = system;
+  const network = system.network!;
   const resolve = dnsAt(system.dns!.address);
   await applyManifests(applier, clients.http, await loadManifests(
     path.join(demo, "networks.yaml"),
@@ -29,7 +32,7 @@ async function main() {
   ));
   const name = (pod: V1Pod) => pod.metadata?.name ?? "";
   const attachedPods = () => eventually(async () => {
-    const pods = await runningPods(cluster, "default", "app=utils");
+    const pods = await runningPods(clients, "default", "app=utils");
     expect(pods.length === 3, `${pods.length} of 3 pods running`);
     expect(pods.every((pod) => networkStatus(pod).length === 3), "network-status incomplete");
     return pods;
@@ -59,8 +62,8 @@ async function main() {
     const answers = [...(await resolve.a(corens)), ...(await resolve.aaaa(corens))].filter((ip) => !own.includes(ip));
     t.equal(answers.length, 4, "two other pods, two addresses each");
     for (const address of answers) {
-      t.equal(await routeDevice(cluster, "default", name(client), address), "core", `${address} is routed over core`);
-      const echo = await ping(cluster, "default", name(client), address);
+      t.equal(await routeDevice(network, "default", name(client), address), "core", `${address} is routed over core`);
+      const echo = await ping(network, "default", name(client), address);
       t.ok(echo.ok, `${name(client)} pings ${address}`);
       t.comment(echo.transcript);
     }
@@ -88,11 +91,11 @@ async function main() {
     const [client, ...servers] = pods as [V1Pod, ...V1Pod[]];
     for (const server of servers) {
       for (const address of addressesOn(server, "networks/core")) {
-        cluster.startInPod("default", name(server), `sip-${address.includes(":") ? "v6" : "v4"}`, [
-          cluster.binaries.netprobe, "serve", address.includes(":") ? `[${address}]:5060` : `${address}:5060`, `sip at ${name(server)}`,
+        network.startInPod("default", name(server), `sip-${address.includes(":") ? "v6" : "v4"}`, [
+          network.binaries.netprobe, "serve", address.includes(":") ? `[${address}]:5060` : `${address}:5060`, `sip at ${name(server)}`,
         ]);
         const connected = await eventually(async () => {
-          const result = await tcpConnect(cluster, "default", name(client), address, 5060);
+          const result = await tcpConnect(network, "default", name(client), address, 5060);
           expect(result.ok, result.transcript);
           return result;
         }, { timeoutMs: 10_000 });
