@@ -33,9 +33,13 @@ t.test("etcd compacted, the API server restarted: resumed watches get 410 Gone, 
   await churn.start();
   await delay(5000);
   const faultStart = Date.now();
-  const revision = await compactEtcd();
   // Held open across the restart, then ended cleanly: each program resumes from its last resourceVersion.
+  // Frozen before the compaction, and a write after the freeze, so that every resourceVersion a program
+  // can resume from is older than the compacted revision (otherwise one that saw the newest event would
+  // rightly resume without a 410).
   const held = proxied.reduce((sum, { proxy }) => sum + proxy.freezeOpenWatches(), 0);
+  await env.applier.apply({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "compaction-marker", namespace: churnNamespace }, data: { at: String(Date.now()) } });
+  const revision = await compactEtcd();
   await env.plane.restart("kube-apiserver", "SIGKILL");
   const gone = await directWatch(before.metadata.resourceVersion);
   t.match(gone, /410.*too old resource version/, `a watch from resourceVersion ${before.metadata.resourceVersion} now gets: ${gone}`);
