@@ -284,8 +284,16 @@ t.test("a hostile pod changes no other pod's entries in its node's report", asyn
       const pods = generatedPods.map((p, i) => toPod({ ...p, node: 0 }, i));
       const intruder = toPod({ ...hostile, node: 0 }, 99);
       const netServices = generatedNetServices.map(toNetService).map((n) => n.parsed);
+      // Per NetService, the other pods' endpoints; a NetService without any has no entry (the intruder may add one).
       const entriesOf = (spec: ReportSpec) =>
-        JSON.stringify(spec.netServices.map((e) => e.endpoints.map((ep) => ({ pod: spec.pods[ep.pod], addresses: ep.addresses })).filter((ep) => ep.pod?.name !== "pod-99")));
+        JSON.stringify(
+          spec.netServices
+            .map((e) => ({
+              netService: `${e.namespace}/${e.name}/${e.uid}/${e.generation}`,
+              endpoints: e.endpoints.map((ep) => ({ pod: spec.pods[ep.pod], addresses: ep.addresses })).filter((ep) => ep.pod?.name !== "pod-99"),
+            }))
+            .filter((e) => e.endpoints.length > 0),
+        );
       const before = buildNodeReport("node-0", pods, netServices);
       const after = buildNodeReport("node-0", [...pods, intruder], netServices);
       if (entriesOf(before) !== entriesOf(after)) throw new Error("adding one pod changed another pod's entries");
