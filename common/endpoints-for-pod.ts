@@ -7,9 +7,19 @@ import { matchesNetAttachDef, parseNetworksRequest, type RequestedNetwork } from
 import { isPodFinished } from "./readiness.ts";
 import { selectorMatches } from "./selector.ts";
 
+/**
+ * At most this many addresses of one pod are published per NetService: an
+ * EndpointSlice endpoint may hold no more (and the node report's schema says
+ * the same), so a pod with more would otherwise make the API server refuse
+ * its node's whole report.
+ */
+export const maxAddressesPerPod = 100;
+
 export type PodEndpoints = {
-  /** Canonical, distinct, sorted (IPv4 first, then numerically). */
+  /** Canonical, distinct, sorted (IPv4 first, then numerically); at most maxAddressesPerPod. */
   addresses: string[];
+  /** How many addresses the pod has on the network when that is more than maxAddressesPerPod (the rest are left out). */
+  leftOutOf?: number;
   /**
    * What is wrong with the pod's Multus annotations, when the NetService
    * selects the pod: the caller warns with an Event on the pod.
@@ -20,7 +30,8 @@ export type PodEndpoints = {
 /**
  * The addresses a pod contributes to a NetService: every address of every
  * attachment to the NetService's network (a pod attached twice contributes
- * both), restricted to spec.ipFamilies when set.
+ * both), restricted to spec.ipFamilies when set, and the first
+ * maxAddressesPerPod of them in address order.
  *
  * A pod outside the NetService's namespace, not selected, finished, or with a
  * malformed network-status contributes nothing.
@@ -80,8 +91,10 @@ export function endpointsFromPodNetworks(pod: PodNetworks, netService: NetServic
       if (canonical && (!families || families.has(canonical.family))) addresses.add(canonical.address);
     }
   }
+  const sorted = [...addresses].sort(compareAddresses);
   return {
-    addresses: [...addresses].sort(compareAddresses),
+    addresses: sorted.length > maxAddressesPerPod ? sorted.slice(0, maxAddressesPerPod) : sorted,
+    ...(sorted.length > maxAddressesPerPod ? { leftOutOf: sorted.length } : {}),
     ...(pod.error !== undefined ? { error: pod.error } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import t from "tap";
 import { annotations } from "../../common/api.ts";
-import { endpointsForPod } from "../../common/endpoints-for-pod.ts";
+import { endpointsForPod, maxAddressesPerPod } from "../../common/endpoints-for-pod.ts";
 import { attachment, netService, pod, repoRoot } from "./objects.ts";
 
 type PublicSample = {
@@ -80,6 +80,19 @@ t.test("a pod attached twice to the network contributes every address once, sort
     ],
   });
   t.same(endpointsForPod(twice, netService()).addresses, ["10.0.0.9", "10.0.0.10", "fd00::9"]);
+});
+
+t.test("a pod with more addresses than an endpoint may hold publishes the first 100 in address order", async (t) => {
+  const ips = Array.from({ length: 150 }, (_, i) => `10.97.${Math.floor(i / 100)}.${(i % 100) + 1}`).reverse();
+  const many = pod({ networkStatus: [attachment("default/core", ["fd00::1", ...ips])] });
+  const endpoints = endpointsForPod(many, netService());
+  t.equal(maxAddressesPerPod, 100);
+  t.equal(endpoints.addresses.length, 100);
+  t.equal(endpoints.addresses[0], "10.97.0.1");
+  t.equal(endpoints.addresses[99], "10.97.0.100");
+  t.equal(endpoints.leftOutOf, 151, "how many there were");
+  const exactly = pod({ networkStatus: [attachment("default/core", ips.slice(0, 100))] });
+  t.same(endpointsForPod(exactly, netService()).leftOutOf, undefined, "100 are all published");
 });
 
 t.test("spec.ipFamilies restricts the families published", async (t) => {

@@ -2,7 +2,7 @@
 // scenario, see results.ts) -> the markdown table of docs/reliability.md.
 //
 //   NETSERVICE_FAULTS_RESULTS=/tmp/results.jsonl npm run test:faults
-//   node test/faults/support/table.ts /tmp/results.jsonl
+//   npx node test/faults/support/table.ts /tmp/results.jsonl   (npx: Node 24 from node_modules)
 import { readFileSync } from "node:fs";
 import type { ResultRow } from "./results.ts";
 
@@ -12,7 +12,8 @@ export function resultsTable(rows: readonly ResultRow[]): string {
     "| Scenario | Load during the fault | Outcome | Converged (s) |",
     "|---|---|---|---|",
     ...rows.map((row) => {
-      const converged = row.convergeSeconds === undefined ? "did not converge" : `${row.convergeSeconds} (after ${row.from})`;
+      // A scenario with nothing to converge to (a name taken for good) records no time.
+      const converged = row.convergeSeconds === undefined ? "n/a" : `${row.convergeSeconds} (after ${row.from})`;
       return `| ${cell(row.scenario)} | ${cell(row.load)} | ${cell(row.outcome)} | ${cell(converged)} |`;
     }),
   ];

@@ -164,7 +164,23 @@ function podAddresses(
       if (address && (!families || families.has(address.family))) found.set(address.ip, address.family);
     }
   }
-  return [...found].map(([ip, family]) => ({ ip, family }));
+  // An endpoint holds at most 100 addresses: the first 100 in address order (IPv4 first, then by value).
+  return [...found]
+    .map(([ip, family]) => ({ ip, family, value: addressValue(ip, family) }))
+    .sort((a, b) => (a.family === b.family ? (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) : a.family === "IPv4" ? -1 : 1))
+    .slice(0, 100)
+    .map(({ ip, family }) => ({ ip, family }));
+}
+
+/** The numeric value of a canonical address (dotted decimal, or the hex groups the URL serialiser writes). */
+function addressValue(ip: string, family: Family): bigint {
+  if (family === "IPv4") return ip.split(".").reduce((sum, octet) => sum * 256n + BigInt(octet), 0n);
+  const [head = "", tail] = ip.split("::");
+  const groupsOf = (part: string) => (part === "" ? [] : part.split(":"));
+  const left = groupsOf(head);
+  const right = tail === undefined ? [] : groupsOf(tail);
+  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill("0"), ...right];
+  return groups.reduce((sum, group) => sum * 65536n + BigInt(parseInt(group, 16)), 0n);
 }
 
 /** Namespaces in which the pod asked Multus for a network called `name` (k8s.v1.cni.cncf.io/networks, either form). */
