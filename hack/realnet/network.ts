@@ -59,24 +59,20 @@ export class RealNetwork implements SandboxRuntime {
   }
 
   get binaries(): RealnetBinaries {
-    if (!this.#binaries) throw new Error("RealNetwork.start() first");
-    return this.#binaries;
+    return started(this.#binaries);
   }
 
   /** The run's namespaces and working directory. */
   get scope(): RunScope {
-    if (!this.#scope) throw new Error("RealNetwork.start() first");
-    return this.#scope;
+    return started(this.#scope);
   }
 
   get fabric(): Fabric {
-    if (!this.#fabric) throw new Error("RealNetwork.start() first");
-    return this.#fabric;
+    return started(this.#fabric);
   }
 
   get sandboxes(): PodSandboxes {
-    if (!this.#sandboxes) throw new Error("RealNetwork.start() first");
-    return this.#sandboxes;
+    return started(this.#sandboxes);
   }
 
   /** Checks the machine (throws naming everything missing), builds or finds the binaries, makes the fabric. */
@@ -177,4 +173,10 @@ export class RealNetwork implements SandboxRuntime {
     this.#podProcesses.delete(uid);
     await Promise.all(processes.map((proc) => proc.stop(2000)));
   }
+}
+
+/** What start() sets up, or a clear error when it has not run. */
+function started<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error("RealNetwork.start() first");
+  return value;
 }
