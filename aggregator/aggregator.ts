@@ -428,8 +428,12 @@ export class Aggregator {
     try {
       await this.reconcileNetService(key, term);
     } catch (err) {
-      // A request cut short by the end of leadership is no failure of the NetService.
-      if (term.signal.aborted) throw new LeadershipLostError();
+      // A reconcile cut short by the end of the term (leadership lost, or stop()) is no failure of the
+      // NetService: this term's queue is dropped, and the next term starts with every NetService in it.
+      if (term.signal.aborted || this.term !== term) {
+        this.log.debug({ key }, "reconcile cut short: no longer leading");
+        return;
+      }
       throw err;
     }
   }
