@@ -433,7 +433,7 @@ export class NodeAgent {
       if (entry.problem === undefined) continue;
       const warning = podWarning(pod, entry.problem, netServices);
       if (warning === undefined || !this.#limiter.admit(warning, now)) continue;
-      log.warn({ pod: key, reason: warning.reason, problem: warning.message }, "pod annotation is malformed");
+      log.warn({ pod: key, reason: warning.reason, problem: warning.message }, "warning the pod's owner about its Multus annotation");
       this.#record(warning, log);
     }
     this.#podProblems = problems;

@@ -2,6 +2,8 @@
 // Pure: the agent decides when to emit (see warning-limiter.ts).
 import type { V1Pod } from "@kubernetes/client-node";
 import { annotations, type NetService } from "../common/api.ts";
+import { canonicalAddress } from "../common/addresses.ts";
+import { maxAddressesPerPod } from "../common/endpoints-for-pod.ts";
 import { parseNetworkStatus } from "../common/network-status.ts";
 import { parseNetworksRequest } from "../common/networks.ts";
 import { isPodFinished } from "../common/readiness.ts";
@@ -10,6 +12,7 @@ import { selectorMatches } from "../common/selector.ts";
 export const warningReasons = {
   malformedNetworkStatus: "MalformedNetworkStatus",
   malformedNetworksRequest: "MalformedNetworksRequest",
+  tooManyAddresses: "TooManyAddresses",
 } as const;
 
 export type WarningReason = (typeof warningReasons)[keyof typeof warningReasons];
@@ -42,10 +45,18 @@ export const maxWarningMessageLength = 1024;
 export function annotationProblem(pod: V1Pod): AnnotationProblem | undefined {
   const podAnnotations = pod.metadata?.annotations;
   const status = parseNetworkStatus(podAnnotations);
+  const statusValue =
+    podAnnotations?.[annotations.networkStatus] ?? podAnnotations?.[annotations.legacyNetworkStatus] ?? "";
   if (!status.ok) {
-    const value =
-      podAnnotations?.[annotations.networkStatus] ?? podAnnotations?.[annotations.legacyNetworkStatus] ?? "";
-    return { reason: warningReasons.malformedNetworkStatus, error: status.error, value };
+    return { reason: warningReasons.malformedNetworkStatus, error: status.error, value: statusValue };
+  }
+  const crowded = mostAddresses(status.attachments);
+  if (crowded && crowded.count > maxAddressesPerPod) {
+    return {
+      reason: warningReasons.tooManyAddresses,
+      error: `k8s.v1.cni.cncf.io/network-status lists ${crowded.count} addresses on network ${crowded.name}`,
+      value: statusValue,
+    };
   }
   const requestValue = podAnnotations?.[annotations.networksRequest];
   const request = parseNetworksRequest(requestValue, pod.metadata?.namespace ?? "");
@@ -80,8 +91,32 @@ export function podWarning(
   };
 }
 
+/** The network (attachment name) with the most distinct addresses, all of its attachments together. */
+function mostAddresses(attachments: readonly { name: string; ips: readonly string[] }[]): { name: string; count: number } | undefined {
+  const byName = new Map<string, Set<string>>();
+  for (const attachment of attachments) {
+    const addresses = byName.get(attachment.name) ?? new Set<string>();
+    for (const ip of attachment.ips) {
+      const canonical = canonicalAddress(ip);
+      if (canonical) addresses.add(canonical.address);
+    }
+    byName.set(attachment.name, addresses);
+  }
+  let most: { name: string; count: number } | undefined;
+  for (const [name, addresses] of byName) {
+    if (!most || addresses.size > most.count) most = { name, count: addresses.size };
+  }
+  return most;
+}
+
 function consequence(reason: WarningReason, selecting: readonly string[]): string {
   const names = listNames(selecting);
+  if (reason === warningReasons.tooManyAddresses) {
+    return (
+      `an endpoint holds at most ${maxAddressesPerPod} addresses, so ${names} publish only the first ` +
+      `${maxAddressesPerPod} of them on that network (in address order, IPv4 first) and leave the rest out`
+    );
+  }
   if (reason === warningReasons.malformedNetworkStatus) {
     return `the pod is left out of ${names} until the annotation is a JSON list of attachments ({name, interface, ips}) as Multus writes it`;
   }

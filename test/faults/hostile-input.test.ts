@@ -131,6 +131,12 @@ t.test("a pod with more addresses on the network than an endpoint may hold (100)
   const published = (await publishedBy("hostile-core")).get("hostile-150-addresses") ?? [];
   t.equal(published.length, 100, "the pod publishes the first 100 of its 150 addresses");
   t.ok(published.includes("10.97.0.1") && !published.includes("10.97.0.150"), "in address order");
+  const warning = await eventually(async () => {
+    const found = (await warningsFor(["hostile-150-addresses"])).get("hostile-150-addresses");
+    expect(found !== undefined, "no Warning Event on the pod yet");
+    return found ?? "";
+  }, { timeoutMs: 30_000 });
+  t.match(warning, /^TooManyAddresses: .*150 addresses on network networks\/core.*only the first 100/, `the pod's owner is told: ${warning.slice(0, 200)}`);
   t.ok(programs.every((p) => p.running), "no program crashed");
   await env.admin.http.request({ method: "DELETE", path: `/api/v1/namespaces/${churnNamespace}/pods/hostile-150-addresses`, body: { gracePeriodSeconds: 0 } });
   const recovered = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
@@ -138,7 +144,7 @@ t.test("a pod with more addresses on the network than an endpoint may hold (100)
     scenario: "a pod with 150 addresses on the network (an endpoint may hold 100)",
     load: churn.describe(),
     outcome: result.converged
-      ? `its first 100 addresses (in address order) published, the rest left out; other pods unaffected`
+      ? `its first 100 addresses (in address order) published, the rest left out, a TooManyAddresses Warning Event on the pod; other pods unaffected`
       : `the API server refused the node's report (${refusals.length} refused writes logged): every pod on ${hostileNode} went stale ` +
         "until the pod was deleted - NOT handled (the agent should cap or drop such a pod, with an Event)",
     convergeSeconds: result.converged?.seconds ?? recovered.seconds,

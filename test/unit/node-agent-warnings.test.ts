@@ -39,6 +39,17 @@ t.test("a malformed networks request is its own, milder problem", async (t) => {
   t.match(podWarning(p, problem!, [corens])?.message, /still count for NetService corens/);
 });
 
+t.test("more addresses on one network than an endpoint may hold: a warning that says what is left out", async (t) => {
+  const ips = Array.from({ length: 120 }, (_, i) => `10.0.${Math.floor(i / 100)}.${(i % 100) + 1}/24`);
+  const crowded = pod({ networkStatus: [attachment("default/core", ips.slice(0, 70)), attachment("default/core", [...ips.slice(60), "10.0.0.1"], { interface: "net2" }), attachment("default/access", ["10.1.0.1"])] });
+  const problem = annotationProblem(crowded);
+  t.equal(problem?.reason, warningReasons.tooManyAddresses);
+  t.match(problem?.error, /lists 120 addresses on network default\/core/, "distinct addresses over all its attachments");
+  t.match(podWarning(crowded, problem!, [corens, accessns])?.message, /NetServices accessns, corens publish only the first 100 of them on that network/);
+  const hundred = pod({ networkStatus: [attachment("default/core", ips.slice(0, 100)), attachment("default/access", ips.slice(0, 100))] });
+  t.equal(annotationProblem(hundred), undefined, "100 on each network are all published");
+});
+
 t.test("no problem, no warning", async (t) => {
   t.equal(annotationProblem(pod({ networkStatus: [attachment("default/core", ["10.0.0.1"])] })), undefined);
   t.equal(annotationProblem(pod()), undefined, "no annotation at all");
