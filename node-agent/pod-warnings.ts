@@ -113,7 +113,7 @@ function consequence(reason: WarningReason, selecting: readonly string[]): strin
   const names = listNames(selecting);
   if (reason === warningReasons.tooManyAddresses) {
     return (
-      `an endpoint holds at most ${maxAddressesPerPod} addresses, so ${names} publish only the first ` +
+      `an endpoint holds at most ${maxAddressesPerPod} addresses, so ${names} ${selecting.length > 1 ? "publish" : "publishes"} only the first ` +
       `${maxAddressesPerPod} of them on that network (in address order, IPv4 first) and leave the rest out`
     );
   }

@@ -46,6 +46,7 @@ t.test("more addresses on one network than an endpoint may hold: a warning that 
   t.equal(problem?.reason, warningReasons.tooManyAddresses);
   t.match(problem?.error, /lists 120 addresses on network default\/core/, "distinct addresses over all its attachments");
   t.match(podWarning(crowded, problem!, [corens, accessns])?.message, /NetServices accessns, corens publish only the first 100 of them on that network/);
+  t.match(podWarning(crowded, problem!, [corens])?.message, /NetService corens publishes only the first 100/);
   const hundred = pod({ networkStatus: [attachment("default/core", ips.slice(0, 100)), attachment("default/access", ips.slice(0, 100))] });
   t.equal(annotationProblem(hundred), undefined, "100 on each network are all published");
 });
