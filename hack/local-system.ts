@@ -85,7 +85,7 @@ export class LocalSystem {
       ...(this.network ? { sandbox: this.network } : {}),
     });
     // One NetService watch serves every agent of this process, as one per node would in a cluster.
-    this.#netServices = netServiceInformer(this.clients.http, options.logger ? { logger: options.logger } : {});
+    this.#netServices = netServiceInformer(this.clients.http, logger);
   }
 
   /** Starts everything; on failure stops what already runs and rethrows. */

@@ -34,7 +34,8 @@ import type { BenchParams } from "./params.ts";
 import { cpuSecondsBetween, readProcStats, type ProcStats } from "./proc-stats.ts";
 import { byVerb, RequestCounter, writesOf, type RequestCounts } from "./request-counter.ts";
 import type { BenchResult, LatencyFigures, ProcessFigures } from "./result.ts";
-import { benchNetworkKey, netServiceManifest, netServiceName, podManifest, PodPool, seededRandom, type BenchPod } from "./workload.ts";
+import { benchNetworkKey, netServiceManifest, netServiceName, podManifest, PodPool, type BenchPod } from "./workload.ts";
+import { seededRandom } from "../sim/random.ts";
 
 export const benchNamespace = "bench";
 const representativeNode = "sim-node-0";

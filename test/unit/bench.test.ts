@@ -8,7 +8,8 @@ import { LatencyMatcher, summarise, type Settled } from "../../hack/bench/latenc
 import { BenchArgsError, parseBenchArgs, presets } from "../../hack/bench/params.ts";
 import { entriesOfEndpoints, entriesOfReport, entriesOfSlice, PodViews } from "../../hack/bench/pod-views.ts";
 import { parseProcStats } from "../../hack/bench/proc-stats.ts";
-import { PodPool, seededRandom } from "../../hack/bench/workload.ts";
+import { PodPool } from "../../hack/bench/workload.ts";
+import { seededRandom } from "../../hack/sim/random.ts";
 
 const pod = (uid: string) => ({ kind: "Pod", uid });
 

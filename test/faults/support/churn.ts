@@ -12,6 +12,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { KubeHttp } from "../../../common/kube/http.ts";
 import type { SimulatedCluster } from "../../../hack/sim/cluster.ts";
+import { seededRandom } from "../../../hack/sim/random.ts";
 
 export type ChurnOptions = {
   http: KubeHttp;
@@ -91,7 +92,7 @@ export class Churn {
       seed: 1,
       ...options,
     };
-    this.#random = mulberry32(this.#options.seed);
+    this.#random = seededRandom(this.#options.seed);
   }
 
   get stats(): ChurnStats {
@@ -245,15 +246,4 @@ export class Churn {
   #pick<T>(items: readonly T[]): T | undefined {
     return items[Math.floor(this.#random() * items.length)];
   }
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
