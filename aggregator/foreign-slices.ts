@@ -64,13 +64,6 @@ export class SweepSchedule {
     return entry.repairedAt + offset - now;
   }
 
-  /** Delay until the next sweep of `key`, if one is scheduled (for a reconcile that did not sweep). */
-  untilNext(key: string, now: number): number | undefined {
-    const entry = this.pending.get(key);
-    const offset = entry ? this.offsetsMs[entry.next] : undefined;
-    return entry && offset !== undefined ? Math.max(0, entry.repairedAt + offset - now) : undefined;
-  }
-
   forget(key: string): void {
     this.pending.delete(key);
   }
