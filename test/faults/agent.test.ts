@@ -10,11 +10,10 @@ import type { Program } from "./support/programs.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
 const env = await FaultEnvironment.start(t);
-const agents = new Map<string, Program>();
-for (const node of env.nodes) agents.set(node, await env.programs.agent(node));
-const aggregator = await env.programs.aggregator("netservice-aggregator-a");
-await env.churn().populate(24);
-await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+const started = await env.startPrograms();
+const { aggregator } = started;
+const agents = new Map<string, Program>(env.nodes.map((node, i) => [node, started.agents[i] as Program]));
+await env.populateAndConverge(24);
 const agentOf = (node: string) => agents.get(node) as Program;
 const [killedNode = "", hungNode = "", goneNode = ""] = env.nodes;
 

@@ -20,8 +20,7 @@ await Promise.all(env.nodes.map((node) => env.programs.agent(node)));
 const a = await env.programs.aggregator("netservice-aggregator-a");
 await eventually(async () => expect((await a.metric("netservice_aggregator_leading")) === 1, "a does not lead"), { timeoutMs: 60_000 });
 const known = new Map<string, Program>([[a.name, a]]);
-await env.churn().populate(24);
-await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+await env.populateAndConverge(24);
 
 t.test("the aggregator killed with SIGKILL mid-churn and restarted converges exactly", async (t) => {
   const churn = env.churn();

@@ -16,12 +16,9 @@ const hogNamespace = "faults-hog";
 const hogUser = `system:serviceaccount:${hogNamespace}:hog`;
 
 const env = await FaultEnvironment.start(t, { auditUsers: [hogUser] });
-const programs: Program[] = [];
-for (const node of env.nodes) programs.push(await env.programs.agent(node));
-const aggregator = await env.programs.aggregator("netservice-aggregator-a");
-programs.push(aggregator);
-await env.churn().populate(24);
-await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+const { agents, aggregator } = await env.startPrograms();
+const programs: Program[] = [...agents, aggregator];
+await env.populateAndConverge(24);
 
 t.test("kube-apiserver killed and restarted on the same etcd: every watch recovers", async (t) => {
   const churn = env.churn();

@@ -20,15 +20,12 @@ const networkStatus = "k8s.v1.cni.cncf.io/network-status";
 const legacyNetworkStatus = "k8s.v1.cni.cncf.io/networks-status";
 
 const env = await FaultEnvironment.start(t);
-const programs: Program[] = [];
-for (const node of env.nodes) programs.push(await env.programs.agent(node));
-const aggregator = await env.programs.aggregator("netservice-aggregator-a");
-programs.push(aggregator);
+const { agents, aggregator } = await env.startPrograms();
+const programs: Program[] = [...agents, aggregator];
 // Namespaced, like the hostile pods' network-status entries (networks/core), which ask for no network in
 // k8s.v1.cni.cncf.io/networks: a bare "core" would not match them (docs/matching.md).
 await env.netService("hostile-core", { netAttachDef: "networks/core", selector: { app: "hostile" } });
-await env.churn().populate(18);
-await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+await env.populateAndConverge(18);
 const [hostileNode = "", manyNode = ""] = env.nodes;
 
 /** network-status values no agent may choke on, and what each must publish (the checker's truth says the same). */

@@ -16,12 +16,9 @@ const usersNamespace = "users";
 const mergePatch = "application/merge-patch+json";
 
 const env = await FaultEnvironment.start(t);
-const programs: Program[] = [];
-for (const node of env.nodes) programs.push(await env.programs.agent(node));
-const aggregator = await env.programs.aggregator("netservice-aggregator-a");
-programs.push(aggregator);
-await env.churn().populate(24);
-await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+const { agents, aggregator } = await env.startPrograms();
+const programs: Program[] = [...agents, aggregator];
+await env.populateAndConverge(24);
 
 const core = `/api/v1/namespaces/${churnNamespace}`;
 const discovery = `/apis/discovery.k8s.io/v1/namespaces/${churnNamespace}`;

@@ -24,8 +24,7 @@ for (const node of env.nodes) {
 const aggregatorProxy = await env.proxy();
 const aggregator = await env.programs.aggregator("netservice-aggregator-a", { server: aggregatorProxy.url });
 proxied.push({ program: aggregator, proxy: aggregatorProxy });
-await env.churn().populate(24);
-await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+await env.populateAndConverge(24);
 
 t.test("etcd compacted, the API server restarted: resumed watches get 410 Gone, relist and converge", async (t) => {
   const before = await env.admin.http.request<{ metadata: { resourceVersion: string } }>({ method: "GET", path: `/api/v1/namespaces/${churnNamespace}/pods` });

@@ -29,7 +29,7 @@ import { SimulatedCluster } from "../../../hack/sim/cluster.ts";
 import { AuditLog, auditPolicy } from "./audit.ts";
 import { Checker } from "./checker.ts";
 import { Churn, type ChurnOptions } from "./churn.ts";
-import { Programs } from "./programs.ts";
+import { Programs, type Program } from "./programs.ts";
 import { ApiProxy } from "./proxy.ts";
 
 export const churnNamespace = "churn";
@@ -140,6 +140,19 @@ export class FaultEnvironment {
     // Registered last, so it runs first: programs and churn stop before the cluster under them.
     t.teardown(() => env.#stop());
     return env;
+  }
+
+  /** One agent per node, then the aggregator "netservice-aggregator-a", each a process of its own. */
+  async startPrograms(): Promise<{ agents: Program[]; aggregator: Program }> {
+    const agents: Program[] = [];
+    for (const node of this.nodes) agents.push(await this.programs.agent(node));
+    return { agents, aggregator: await this.programs.aggregator("netservice-aggregator-a") };
+  }
+
+  /** Pods to churn, created and running, and everything published exactly before the first scenario. */
+  async populateAndConverge(pods: number): Promise<void> {
+    await this.churn().populate(pods);
+    await this.checker.waitForConvergence({ timeoutMs: 120_000 });
   }
 
   /** A churn driver over the given nodes (default all), stopped at teardown if the test does not. */
