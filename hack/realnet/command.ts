@@ -1,6 +1,7 @@
 // Runs the short-lived commands of the real-network mode (iproute2, nsenter,
 // CNI plugins) and says exactly what failed when one does.
 import { spawn, spawnSync } from "node:child_process";
+import { OutputHead, OutputTail } from "../cluster/output.ts";
 
 export type CommandResult = { code: number | string; stdout: string; stderr: string };
 
@@ -9,7 +10,12 @@ export type CommandOptions = {
   env?: NodeJS.ProcessEnv;
   /** Killed (by its pid) after this long. Default 60 s. */
   timeoutMs?: number;
+  /** Killed (by its pid) once stdout passes this size; the result then says so. Default 4 MiB. */
+  maxStdoutBytes?: number;
 };
+
+/** Of stderr only the end is kept: it is for error messages. */
+const stderrTailBytes = 64 * 1024;
 
 export class CommandError extends Error {
   readonly result: CommandResult;
@@ -20,24 +26,33 @@ export class CommandError extends Error {
   }
 }
 
-/** Runs argv[0] with the rest as arguments; resolves with its output whatever the exit code. */
+/**
+ * Runs argv[0] with the rest as arguments; resolves with its output whatever
+ * the exit code. Memory stays bounded whatever the command prints: stdout up
+ * to maxStdoutBytes (past that the command is killed and its code is
+ * "stdout-overflow"), and the last 64 KiB of stderr.
+ */
 export function runCommand(argv: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
   const [file, ...args] = argv;
   if (!file) throw new Error("runCommand: empty argv");
+  const maxStdoutBytes = options.maxStdoutBytes ?? 4 * 2 ** 20;
   return new Promise((resolve) => {
     const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: options.env ?? process.env });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    const stdout = new OutputHead(maxStdoutBytes);
+    const stderr = new OutputTail(stderrTailBytes);
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (!stdout.push(chunk)) child.kill("SIGKILL");
+    });
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
     const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
     child.on("error", (error) => {
       clearTimeout(timer);
-      resolve({ code: "spawn-error", stdout, stderr: `${stderr}${error.message}` });
+      resolve({ code: "spawn-error", stdout: stdout.text(), stderr: `${stderr.text()}${error.message}` });
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? signal ?? "unknown", stdout, stderr });
+      const overflow = stdout.overflowed ? `\n[netservice] ${file} printed more than ${maxStdoutBytes} bytes on stdout; killed` : "";
+      resolve({ code: stdout.overflowed ? "stdout-overflow" : code ?? signal ?? "unknown", stdout: stdout.text(), stderr: `${stderr.text()}${overflow}` });
     });
     child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
@@ -54,6 +69,6 @@ export async function mustRun(argv: readonly string[], options: CommandOptions =
 /** For process exit handlers, where nothing asynchronous runs any more. */
 export function runCommandSync(argv: readonly string[]): CommandResult {
   const [file, ...args] = argv;
-  const result = spawnSync(file ?? "", args, { encoding: "utf8", timeout: 10_000 });
+  const result = spawnSync(file ?? "", args, { encoding: "utf8", timeout: 10_000, maxBuffer: 1024 * 1024 });
   return { code: result.status ?? result.signal ?? "spawn-error", stdout: result.stdout ?? "", stderr: result.stderr ?? String(result.error ?? "") };
 }
