@@ -12,6 +12,7 @@ import { SimulatedCluster } from "../../hack/sim/cluster.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { KubeConfig } from "@kubernetes/client-node";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const demo = path.resolve(import.meta.dirname, "..", "..", "hack", "demo");
 
@@ -24,7 +25,7 @@ const plane = await startControlPlane(t);
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(plane.kubeconfig);
 const clients = makeClients(kubeConfig, { userAgent: "netservice-test/0.1.0" });
-t.teardown(() => clients.close());
+boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
 const applier = new Applier(clients.http, { fieldManager: "netservice-test" });
 const sim = new SimulatedCluster({ kubeConfig, clients });
 t.teardown(() => sim.stop());
