@@ -1,13 +1,15 @@
 // What child processes print costs bounded memory: the tail kept for error
 // messages, the head kept for a result, the end of a log file read without
 // the rest, and a real command that prints without end is killed at the cap
-// instead of growing the test process.
+// instead of growing the test process. A command always comes back, even when
+// a process it started holds its output open or it overruns its timeout.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import t from "tap";
 import { fileTail, OutputHead, OutputTail } from "../../hack/cluster/output.ts";
 import { runCommand } from "../../hack/realnet/command.ts";
+import { eventually, expect } from "../helpers/eventually.ts";
 
 t.test("OutputTail keeps the last bytes and counts what it left out", async (t) => {
   const tail = new OutputTail(10);
@@ -65,3 +67,30 @@ t.test("runCommand kills a command whose stdout passes the cap, and keeps only t
   const ok = await runCommand(["sh", "-c", "echo out; echo err >&2"]);
   t.same(ok, { code: 0, stdout: "out\n", stderr: "err\n" }, "ordinary output is untouched");
 });
+
+t.test("runCommand comes back when a process the command started keeps its output open, and that process is killed", async (t) => {
+  // The shell exits at once; the sleep it started holds stdout and stderr, as a CNI plugin's delegate holds the plugin's stderr.
+  const result = await runCommand(["sh", "-c", "sleep 600 & echo $!; exit 0"]);
+  t.equal(result.code, 0, "the command's own exit code");
+  t.match(result.stderr, /exited, but a process it started kept its output open; killed its process group/);
+  const straggler = Number(result.stdout.trim());
+  t.ok(straggler > 0, `the straggler was pid ${straggler}`);
+  await eventually(() => expect(!alive(straggler), `pid ${straggler} still runs`), { timeoutMs: 10_000 });
+});
+
+t.test("runCommand's timeout kills the command's whole process group, so the result comes", async (t) => {
+  const result = await runCommand(["sh", "-c", "sleep 600 & echo $!; sleep 600"], { timeoutMs: 500 });
+  t.equal(result.code, "SIGKILL");
+  t.match(result.stderr, /did not finish within 0\.5 s; killed with its process group/);
+  const child = Number(result.stdout.trim());
+  await eventually(() => expect(!alive(child), `pid ${child} still runs`), { timeoutMs: 10_000 });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
