@@ -55,7 +55,8 @@ export async function runTeardown(steps: readonly TeardownStep[], options: Teard
     const waiting = safeWaitingFor(step);
     const next = steps[index + 1]?.name;
     const message = `${step.name} did not finish within ${seconds(step.timeoutMs)}` + (waiting.length > 0 ? `; waiting for: ${waiting.join(", ")}` : "");
-    report(`stopping: ${message}; ${next ? `carrying on with ${next}` : "giving up on it"}`);
+    // The process's memory, so that a hang that comes with growth shows both.
+    report(`stopping: ${message}; ${next ? `carrying on with ${next}` : "giving up on it"} (${memory()})`);
     failures.push({ step: step.name, kind: "overran", message, error: new Error(message) });
     const startedLate = clock.now() - step.timeoutMs;
     outcome.late.then(
@@ -100,6 +101,12 @@ function safeWaitingFor(step: TeardownStep): string[] {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+function memory(): string {
+  const { rss, heapUsed, external } = process.memoryUsage();
+  const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MB`;
+  return `this process: rss ${mb(rss)}, heap ${mb(heapUsed)}, external ${mb(external)}`;
 }
 
 function seconds(ms: number): string {
