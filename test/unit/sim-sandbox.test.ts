@@ -115,12 +115,14 @@ t.test("a deleted pod's sandbox is torn down when its grace period ends, before 
 });
 
 t.test("a pod deleted while its sandbox is being set up is torn down after the set-up, never during it", async (t) => {
-  const { pods, runtime } = setUp(t);
+  const { pods, runtime, kubelet } = setUp(t);
   runtime.hold = true;
   pods.set(pod("u1"));
   await eventually(() => expect(runtime.calls.length === 1, "set-up not started"));
   pods.delete(pod("u1"));
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // The tear-down is scheduled at once (the delete event) and waits on the set-up: no sleep decides this.
+  t.ok(kubelet.inFlight().includes("sandbox tear-down of pod default/utils-0"), "the tear-down is pending");
+  for (let turn = 0; turn < 20; turn++) await new Promise((resolve) => setImmediate(resolve));
   t.same(runtime.calls, ["setUp u1 on sim-node-0"], "no tear-down while the set-up runs");
   runtime.release();
   await eventually(() => expect(runtime.calls.includes("tearDown u1 removed"), "not torn down"));
@@ -128,7 +130,7 @@ t.test("a pod deleted while its sandbox is being set up is torn down after the s
 });
 
 t.test("a failed set-up is tried again; a pod that never had a sandbox is not torn down", async (t) => {
-  const { pods, runtime, statuses } = setUp(t);
+  const { pods, runtime, statuses, kubelet } = setUp(t);
   runtime.failures = 1;
   pods.set(pod("u1"));
   await eventually(() => expect(statuses.length === 1, "no status written"));
@@ -138,6 +140,7 @@ t.test("a failed set-up is tried again; a pod that never had a sandbox is not to
   await eventually(() => expect(statuses.length === 2, "host-network pod has no status"));
   t.same(statuses[1], { uid: "h1", podIPs: ["172.20.0.1", "fd00:172:20::1"] }, "a host-network pod has its node's addresses");
   pods.delete(pod("h1", { name: "host" }, { hostNetwork: true }));
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  // The delete event is handled synchronously: a tear-down would be in flight now.
+  t.notOk(kubelet.inFlight().some((what) => what.includes("default/host")), "nothing is torn down for it");
   t.notOk(runtime.calls.some((call) => call.includes("h1")), "and no sandbox at all");
 });
