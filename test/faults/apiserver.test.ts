@@ -39,7 +39,8 @@ t.test("kube-apiserver killed and restarted on the same etcd: every watch recove
     `/apis/discovery.k8s.io/v1/namespaces/${churnNamespace}/endpointslices/web-access-ipv4-0`,
     `/api/v1/namespaces/${churnNamespace}/services/db-core-v6-pods`,
   ]) {
-    await env.admin.http.request({ method: "DELETE", path }).catch(() => undefined);
+    // Each must really be deleted (a 404 would mean the scenario tests nothing); retried while the API server settles.
+    await eventually(() => env.admin.http.request({ method: "DELETE", path }), { timeoutMs: 30_000 });
   }
   await delay(12_000);
   await Promise.all([churn.stop(), churnOnNewNode.stop()]);
