@@ -139,14 +139,14 @@ interface Replica {
   done: Promise<void>;
 }
 
-function replica(store: MemoryLeaseStore, clock: ManualClock, identity: string): Replica {
+function replica(store: MemoryLeaseStore, clock: ManualClock, identity: string, random: () => number = () => 0): Replica {
   const elector = new LeaderElector({
     store: store.as(identity),
     namespace: "ns",
     name: "aggregator",
     identity,
     clock,
-    random: () => 0,
+    random,
   });
   const r: Replica = { elector, started: [], stopped: [], signals: [], done: Promise.resolve() };
   r.done = elector.run(
@@ -214,6 +214,33 @@ t.test("a leader cut off from the API server stops before anyone else can start"
   t.equal(a.started.length, 1);
   await Promise.all([a.elector.stop(), b.elector.stop()]);
   await Promise.all([a.done, b.done]);
+});
+
+// The bound the fault test's leader kill lives under: a standby sees the
+// holder's last renewal at its next poll (at most one retry interval later,
+// 2 s x (1 + 1.2 x jitter) < 4.4 s), judges expiry a lease duration (15 s)
+// after that, and acquires at its first poll after expiry (one more
+// interval). So takeover comes no later than 15 + 2 x 4.4 = 23.8 s after the
+// last renewal, and never before 15 s; plus the API server's latency, which
+// only a figure from a real run can show (docs/reliability.md).
+t.test("a standby takes over a dead holder's lease at most 23.8 s after its last renewal, whatever its jitter", async (t) => {
+  for (const jitter of [0, 0.5, 0.9999]) {
+    const clock = new ManualClock(1_000_000);
+    const store = new MemoryLeaseStore();
+    const a = replica(store, clock, "a");
+    await settle();
+    const b = replica(store, clock, "b", () => jitter);
+    await advanceUntil(clock, () => false, 7000).catch(() => {});
+    t.ok(a.elector.isLeader, "a leads");
+    const lastRenewal = store.lease?.record.renewTime ?? 0;
+    store.unreachable.add("a");
+    await advanceUntil(clock, () => b.elector.isLeader, 40_000);
+    const takeover = (b.started[0] ?? 0) - lastRenewal;
+    t.ok(takeover >= 15_000 && takeover <= 23_800, `jitter ${jitter}: b led ${takeover} ms after a's last renewal`);
+    store.unreachable.delete("a");
+    await Promise.all([a.elector.stop(), b.elector.stop()]);
+    await Promise.all([a.done, b.done]);
+  }
 });
 
 t.test("work that fails while leading releases the lease and fails run()", async (t) => {
