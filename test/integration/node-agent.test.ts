@@ -186,7 +186,11 @@ t.test("a changed network-status address is followed", async (t) => {
   t.pass("the new address is published");
 });
 
-t.test("a burst of changes is published in one or two writes", async (t) => {
+// How many writes a burst takes depends on when the API server delivers the
+// five events relative to the 200 ms debounce: a figure here, not an
+// assertion. That a burst within the debounce is one batch, published as of
+// its first change, is proved with explicit times in node-agent-batch.test.ts.
+t.test("a burst of changes is published, and the writes it took are reported", async (t) => {
   const pods = samples.map((s, i) => ({ namespace: s.podNamespace, name: podName(i) })).slice(0, 5);
   for (const ready of [false, true]) {
     const before = agent.stats.reportsWritten;
@@ -199,7 +203,8 @@ t.test("a burst of changes is published in one or two writes", async (t) => {
       }
     });
     const writes = agent.stats.reportsWritten - before;
-    t.ok(writes >= 1 && writes <= 2, `${pods.length} readiness changes took ${writes} writes`);
+    t.ok(writes >= 1, "the report was written");
+    t.comment(`${pods.length} readiness changes took ${writes} writes`);
   }
 });
 
