@@ -23,11 +23,15 @@ export const sliceManagedBy = "netservice-aggregator.svcctl.metaswitch.com";
 export const labels = {
   /** On every object the aggregator writes: the NetService it belongs to (name only; same namespace). */
   netService: `${group}/netservice`,
-  /** On reports: the node they describe. */
+  /** On reports and heartbeat Leases: the node they describe. */
   nodeName: `${group}/node-name`,
+  /** "true" on the Leases the agents renew as their heartbeat (each named after its node). */
+  agentHeartbeat: `${group}/agent-heartbeat`,
   serviceName: "kubernetes.io/service-name",
   managedBy: "endpointslice.kubernetes.io/managed-by",
   skipMirror: "endpointslice.kubernetes.io/skip-mirror",
+  /** As upstream on the Endpoints and EndpointSlices of a headless Service: kube-proxy's watches leave them out. */
+  headless: "service.kubernetes.io/headless",
 } as const;
 
 export const annotations = {

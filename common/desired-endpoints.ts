@@ -44,6 +44,7 @@ export function desiredEndpoints(
       labels: {
         [labels.serviceName]: netService.metadata.name,
         [labels.skipMirror]: "true",
+        [labels.headless]: "",
       },
       annotations: {
         ...(triggerTime ? { [annotations.triggerTime]: triggerTime } : {}),

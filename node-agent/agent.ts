@@ -55,6 +55,8 @@ import { podChangeMatters, slimPod } from "./pod-cache.ts";
 import { annotationProblem, type AnnotationProblem, podWarning, type PodWarning } from "./pod-warnings.ts";
 import { formatTriggerTime, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
 import { WarningLimiter } from "./warning-limiter.ts";
+import { defaultHeartbeatIntervalMs, heartbeatLease } from "./heartbeat.ts";
+import { ProgressMonitor, type ProgressVerdict } from "./progress.ts";
 
 /** What the agent needs of a NetService informer; an Informer is one, and can be shared by many agents. */
 export interface NetServiceSource {
@@ -92,6 +94,13 @@ export interface NodeAgentOptions {
   reportPartBytes?: number;
   /** Warning Events: burst and sustained rate per agent. Default 20 and 10 per minute. */
   warnings?: { burst?: number; perMinute?: number };
+  /**
+   * Renew the node's heartbeat Lease this often while the agent makes progress (heartbeat.ts); 0 sends none.
+   * Default 10 s.
+   */
+  heartbeatIntervalMs?: number;
+  /** /healthz fails when one recompute runs, or due work waits for one, longer than this. Default 120 s. */
+  stallAfterMs?: number;
   /** After each write of the report (benchmarks measure latency with it). */
   onReportWritten?: (event: ReportWritten) => void;
   random?: () => number;
@@ -115,6 +124,9 @@ export interface NodeAgentStats {
   warningsRecorded: number;
   /** Clock time of the last accepted write. */
   lastWriteTime?: number;
+  /** Heartbeat renewals the API server accepted, and those that failed. */
+  heartbeats: number;
+  heartbeatFailures: number;
 }
 
 const reportKey = "report";
@@ -139,7 +151,15 @@ export class NodeAgent {
   readonly #flushTimeoutMs: number;
   readonly #partLimits: PartLimits;
   readonly #onReportWritten: ((event: ReportWritten) => void) | undefined;
-  readonly #stats: NodeAgentStats = { recomputes: 0, reportsWritten: 0, failures: 0, warningsRecorded: 0 };
+  readonly #stats: NodeAgentStats = { recomputes: 0, reportsWritten: 0, failures: 0, warningsRecorded: 0, heartbeats: 0, heartbeatFailures: 0 };
+  readonly #heartbeatIntervalMs: number;
+  readonly #progress: ProgressMonitor;
+  #heartbeatTimer: Timer | undefined;
+  #heartbeatWrite: Promise<void> | undefined;
+  /** When the recompute in flight started. */
+  #inFlightSince: number | undefined;
+  /** The uid of this agent's Node: the owner of its reports and heartbeat. Read with the stored report. */
+  #nodeUid: string | undefined;
   /** Aborts requests that may be abandoned at stop: Event writes, and recomputes after the flush. */
   readonly #abort = new AbortController();
   readonly #firstReport = deferred();
@@ -197,6 +217,8 @@ export class NodeAgent {
     this.#flushTimeoutMs = options.flushTimeoutMs ?? 2000;
     this.#partLimits = { maxBytes: options.reportPartBytes ?? maxReportBytes, maxNetServices: maxReportNetServices };
     this.#onReportWritten = options.onReportWritten;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaultHeartbeatIntervalMs;
+    this.#progress = new ProgressMonitor({ stallAfterMs: options.stallAfterMs ?? 120_000 });
     // Nobody need be waiting for these when they reject.
     this.#firstReport.promise.catch(() => {});
     this.#stopRequested.promise.catch(() => {});
@@ -208,6 +230,15 @@ export class NodeAgent {
 
   get stats(): NodeAgentStats {
     return { ...this.#stats };
+  }
+
+  /** For /healthz: stalled when the work queue has work but makes no progress (progress.ts). */
+  get progress(): ProgressVerdict {
+    return this.#progress.sample({
+      now: this.#clock.now(),
+      queued: this.#queue.depth,
+      ...(this.#inFlightSince !== undefined ? { inFlightSince: this.#inFlightSince } : {}),
+    });
   }
 
   async start(): Promise<void> {
@@ -232,6 +263,7 @@ export class NodeAgent {
     this.#worker = this.#queue.run(1, () => this.#process(this.#abort.signal));
     this.#scheduleVerify();
     await this.#firstReport.promise;
+    this.#beat();
   }
 
   stop(options: { deleteReport?: boolean } = {}): Promise<void> {
@@ -243,6 +275,7 @@ export class NodeAgent {
     this.#accepting = false;
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#verifyTimer?.cancel();
+    this.#heartbeatTimer?.cancel();
     this.#stopRequested.reject(new Error("stopped"));
     this.#firstReport.reject(new Error("the node agent was stopped before it published its first report"));
 
@@ -253,9 +286,12 @@ export class NodeAgent {
       await this.#flush();
     }
     this.#abort.abort(new Error("the node agent is stopping"));
-    await Promise.allSettled([...this.#eventWrites]);
+    await Promise.allSettled([...this.#eventWrites, this.#heartbeatWrite]);
     await Promise.all([this.#pods.stop(), this.#ownNetServices?.stop()]);
-    if (deleteReport) await this.#deleteReport();
+    if (deleteReport) {
+      await this.#deleteReport();
+      await this.#deleteHeartbeat();
+    }
     this.#log.info({ deletedReport: deleteReport, ...this.#stats }, "stopped");
   }
 
@@ -304,8 +340,52 @@ export class NodeAgent {
     }, delayMs);
   }
 
+  /**
+   * Renews the heartbeat now and every heartbeatIntervalMs, but only while the
+   * agent is healthy: caches synced, the queue making progress, the node's uid
+   * known. A hung agent so stops vouching for its node's endpoints.
+   */
+  #beat(): void {
+    if (this.#heartbeatIntervalMs <= 0 || this.#stopping) return;
+    if (this.ready && !this.progress.stalled && this.#nodeUid !== undefined && this.#heartbeatWrite === undefined) {
+      const lease = heartbeatLease(this.nodeName, this.systemNamespace, this.#nodeUid, this.#clock.now(), Math.ceil((4 * this.#heartbeatIntervalMs) / 1000));
+      this.#heartbeatWrite = this.#applier
+        .apply(lease, { signal: this.#abort.signal })
+        .then(() => {
+          this.#stats.heartbeats++;
+        })
+        .catch((err: unknown) => {
+          this.#stats.heartbeatFailures++;
+          if (!this.#abort.signal.aborted) this.#log.warn({ err }, "could not renew the node's heartbeat Lease");
+        })
+        .finally(() => {
+          this.#heartbeatWrite = undefined;
+        });
+    }
+    this.#heartbeatTimer = this.#clock.setTimer(() => this.#beat(), this.#heartbeatIntervalMs);
+  }
+
+  async #deleteHeartbeat(): Promise<void> {
+    const lease = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.nodeName, namespace: this.systemNamespace } };
+    try {
+      const stored = await this.#http.request<KubeObject>({ method: "GET", path: resourcePath({ apiVersion: "coordination.k8s.io/v1", plural: "leases", namespace: this.systemNamespace, name: this.nodeName }) });
+      await this.#applier.delete(lease, { uid: stored.metadata?.uid ?? "" });
+    } catch (err) {
+      if (!isNotFound(err)) this.#log.warn({ err }, "could not delete the node's heartbeat Lease");
+    }
+  }
+
   /** One recompute; never throws: a failure keeps the batch pending and retries after a backoff. */
   async #process(signal: AbortSignal): Promise<void> {
+    this.#inFlightSince = this.#clock.now();
+    try {
+      await this.#processOnce(signal);
+    } finally {
+      this.#inFlightSince = undefined;
+    }
+  }
+
+  async #processOnce(signal: AbortSignal): Promise<void> {
     const trigger = this.#batch.begin();
     const log = reconcileLogger(this.#log, reportKey);
     try {
@@ -328,14 +408,18 @@ export class NodeAgent {
 
   async #publish(trigger: number | undefined, log: Logger, signal: AbortSignal): Promise<void> {
     this.#stats.recomputes++;
-    if (this.#stored === undefined) this.#stored = await this.#readStored(signal);
+    if (this.#stored === undefined) {
+      this.#nodeUid = await this.#readNodeUid(signal);
+      this.#stored = await this.#readStored(signal);
+    }
+    const nodeUid = this.#nodeUid as string;
     const pods = this.#pods.list() as unknown as V1Pod[];
     const netServices = this.#currentNetServices(log);
     const spec = buildNodeReport(this.nodeName, pods, netServices);
     this.#warnAboutPods(pods, netServices, log);
     const stored = this.#stored;
     const parts = splitReport(spec, this.#partLimits);
-    const changed = parts.map((part, index) => index).filter((index) => reportNeedsWrite(parts[index]!, stored[index] ?? null));
+    const changed = parts.map((part, index) => index).filter((index) => reportNeedsWrite(parts[index]!, stored[index] ?? null, nodeUid));
     if (changed.length === 0 && stored.length === parts.length) {
       log.debug({ pods: spec.pods.length, netServices: spec.netServices.length }, "report unchanged");
       return;
@@ -345,7 +429,7 @@ export class NodeAgent {
     const triggerTime = formatTriggerTime(triggeredAt);
     // Parts that gain NetService entries go first, so an entry moving between parts is never absent from all of them.
     for (const index of changed.sort((a, b) => gains(parts[b]!, stored[b]) - gains(parts[a]!, stored[a]))) {
-      const written = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, { ...parts[index]!, triggerTime }, index), { signal });
+      const written = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, { ...parts[index]!, triggerTime }, index, nodeUid), { signal });
       stored[index] = storedReport(written, this.nodeName);
     }
     while (stored.length > parts.length) {
@@ -369,6 +453,14 @@ export class NodeAgent {
       "report written",
     );
     this.#notifyWritten({ nodeName: this.nodeName, triggeredAt, writtenAt });
+  }
+
+  /** The uid of this agent's Node; a missing Node is an error to retry (the aggregator ignores a node that does not exist). */
+  async #readNodeUid(signal: AbortSignal): Promise<string> {
+    const node = await this.#http.request<KubeObject>({ method: "GET", path: `/api/v1/nodes/${encodeURIComponent(this.nodeName)}`, signal });
+    const uid = node.metadata?.uid;
+    if (!uid) throw new Error(`Node ${this.nodeName} has no uid`);
+    return uid;
   }
 
   /** Part 0, then part 1, 2, ... until one is missing: a node's parts are numbered without gaps. */
