@@ -232,7 +232,13 @@ export class NodeAgent {
     return { ...this.#stats };
   }
 
-  /** For /healthz: stalled when the work queue has work but makes no progress (progress.ts). */
+  /** For /healthz (common/program.ts): why the agent is stuck, if it is. */
+  readonly stalled = (): string | undefined => {
+    const verdict = this.progress;
+    return verdict.stalled ? verdict.reason : undefined;
+  };
+
+  /** Stalled when the work queue has work but makes no progress (progress.ts). */
   get progress(): ProgressVerdict {
     return this.#progress.sample({
       now: this.#clock.now(),
