@@ -73,6 +73,17 @@ export function aggregatorMetrics(aggregator: () => ProbedAggregator | undefined
   gauge("netservice_aggregator_queue_delayed", "NetServices waiting for a retry or recheck delay.", (m) => m.queueDelayed);
   gauge("netservice_aggregator_endpoints_ready", "Pods published as ready by all NetServices (a pod counts once per NetService).", (m) => m.endpointsPublished.ready);
   gauge("netservice_aggregator_endpoints_not_ready", "Pods published as not ready by all NetServices.", (m) => m.endpointsPublished.notReady);
+  const problems = ["NodeNotReady", "NodeUnreachable", "AgentHeartbeatStale", "AgentHeartbeatMissing"] as const;
+  new Gauge({
+    name: "netservice_aggregator_unhealthy_nodes",
+    help: "Nodes whose endpoints are published not ready, by problem (NodeNotReady, NodeUnreachable, AgentHeartbeatStale, AgentHeartbeatMissing).",
+    labelNames: ["problem"],
+    registers: [registry],
+    collect() {
+      const counts = new Map((read()?.unhealthyNodes ?? []).map(({ problem, count }) => [problem, count]));
+      for (const problem of problems) this.set({ problem }, counts.get(problem) ?? 0);
+    },
+  });
   const duration = new Histogram({
     name: "netservice_aggregator_reconcile_duration_seconds",
     help: "Time of one reconcile of a NetService, writes included.",

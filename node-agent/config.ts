@@ -16,6 +16,9 @@ export interface AgentConfig {
   deleteReportOnExit: boolean;
   /** Port of /healthz, /readyz and /metrics; 0 serves none. */
   metricsPort: number;
+  /** NodeAgentOptions.heartbeatIntervalMs and stallAfterMs. */
+  heartbeatIntervalMs: number;
+  stallAfterMs: number;
 }
 
 export type ParsedCommandLine = { help: true } | { help: false; config: AgentConfig };
@@ -33,6 +36,10 @@ Options:
                             changes that arrive while a write is in flight still go out together)
   --delete-report-on-exit   delete the node's report on SIGTERM/SIGINT (default: keep it, so a
                             restart does not blank the node's endpoints; use when removing the agent)
+  --heartbeat-interval-seconds S
+                            renew the node's heartbeat Lease this often while the agent makes progress
+                            (default 10; the aggregator's timeout, default 40 s, must be several times it)
+  --stall-timeout-seconds S /healthz fails once due work, or one recompute, has waited this long (default 120)
   --metrics-port PORT       serve /healthz, /readyz and /metrics on this port; 0 disables (default 8080)
   -h, --help                show this help
 
@@ -53,6 +60,8 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
         "debounce-ms": { type: "string" },
         "delete-report-on-exit": { type: "boolean", default: false },
         "metrics-port": { type: "string" },
+        "heartbeat-interval-seconds": { type: "string" },
+        "stall-timeout-seconds": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -88,6 +97,8 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
       debounceMs,
       deleteReportOnExit: values["delete-report-on-exit"],
       metricsPort,
+      heartbeatIntervalMs: 1000 * integerOption("--heartbeat-interval-seconds", values["heartbeat-interval-seconds"], 10, 1, 600),
+      stallAfterMs: 1000 * integerOption("--stall-timeout-seconds", values["stall-timeout-seconds"], 120, 10, 3600),
     },
   };
 }
