@@ -37,17 +37,18 @@ import { serviceRepairPatch } from "../common/desired-services.ts";
 import { Applier } from "../common/kube/apply.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { realClock, type Clock, type Timer } from "../common/kube/clock.ts";
-import { isConflict, type KubeHttp } from "../common/kube/http.ts";
+import { isConflict, isNotFound, type KubeHttp } from "../common/kube/http.ts";
 import { Informer } from "../common/kube/informer.ts";
 import { LeaderElector } from "../common/kube/leader.ts";
 import { objectKey, type KubeObject } from "../common/kube/object.ts";
 import { resourcePath } from "../common/kube/resources.ts";
 import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
-import { mergeReports, type MergedNetService, type NodeLookup, type NodeProblem } from "../common/merge.ts";
+import { mergeReports, type MergedNetService, type NodeLookup, type NodeProblem, type NodeReport } from "../common/merge.ts";
 import { isRefusal, LeadershipLostError } from "./errors.ts";
 import { EventLimiter, EventRecorder, nodesTransitionEvent, readyTransitionEvent } from "./events.ts";
 import { NodeLiveness, slimHeartbeat, slimNode, type HeartbeatView, type NodeView } from "./node-liveness.ts";
+import { PodPlacements, podsToPlace, trustedReports, type RejectedEndpoint } from "./pod-placement.ts";
 import { countsOnly, Pacer } from "./pacing.ts";
 import { Expectations, type CacheView, type ObjectRef } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
@@ -103,6 +104,11 @@ export interface AggregatorOptions {
   heartbeatTimeoutMs?: number;
   /** How often heartbeats are checked for staleness. Default 1 s. */
   livenessCheckMs?: number;
+  /**
+   * Publish a reported pod only once the API server confirms it runs on the reporting node (pod-placement.ts).
+   * Default true; false only for tests that feed hand-written reports of pods that do not exist.
+   */
+  verifyPodPlacement?: boolean;
   /** Called after every reconcile (for a duration histogram). */
   onReconciled?: (event: Reconciled) => void;
   /** Passed to every informer (tests shorten them). */
@@ -126,6 +132,10 @@ export type AggregatorMetrics = {
   endpointsPublished: { ready: number; notReady: number };
   /** Nodes whose endpoints are published not serving, by why (node-liveness.ts). */
   unhealthyNodes: { problem: NodeProblem; count: number }[];
+  /** Reported endpoints not published: the pod runs on another node than the one reporting it, or does not exist (counted once per node and pod). */
+  rejectedEndpoints: { otherNode: number; notFound: number };
+  /** GETs of pods to check where they run: at most one per pod lifetime. */
+  podReads: number;
 };
 
 /** One finished reconcile. */
@@ -171,6 +181,11 @@ export class Aggregator {
   private readonly liveness: NodeLiveness;
   private readonly livenessCheckMs: number;
   private livenessTimer: Timer | undefined;
+  private readonly placements: PodPlacements | undefined;
+  /** Rejected (node, pod uid) pairs already counted and told about. */
+  private readonly rejectedSeen = new Set<string>();
+  private readonly rejectedCounts = { otherNode: 0, notFound: 0 };
+  private placementsRetainedAt = 0;
   private readonly owned: Record<OwnedKind, Informer<KubeObject>>;
   private readonly informers: SyncedSource[];
   /** What each NetService's last reconcile published, for the endpoints gauge. */
@@ -254,6 +269,10 @@ export class Aggregator {
     });
     this.liveness = new NodeLiveness({ heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 40_000, startedAt: this.clock.now() });
     this.livenessCheckMs = options.livenessCheckMs ?? 1000;
+    this.placements =
+      options.verifyPodPlacement === false
+        ? undefined
+        : new PodPlacements({ read: (pod, signal) => this.readPod(pod.namespace, pod.name, signal), now: () => this.clock.now() });
     // Kubernetes copies a Service's labels to the Endpoints and EndpointSlices
     // it makes for it, so the template Service's own objects carry our label
     // too: the second label picks out the ones the aggregator writes.
@@ -304,6 +323,8 @@ export class Aggregator {
       queueDelayed: this.term?.queue.delayed ?? 0,
       endpointsPublished: this.endpointsPublished(),
       unhealthyNodes: countProblems(this.liveness.unhealthy(this.clock.now())),
+      rejectedEndpoints: { ...this.rejectedCounts },
+      podReads: this.placements?.reads ?? 0,
     };
   }
 
@@ -420,6 +441,64 @@ export class Aggregator {
     }, this.livenessCheckMs);
   }
 
+  /**
+   * The reports with every endpoint removed whose pod does not run on the
+   * node reporting it (pod-placement.ts): one GET per pod the aggregator has
+   * not seen before, none for a pod it has. A pod on another node is a
+   * forgery (or a bug) worth a Warning Event; a pod that no longer exists is
+   * the ordinary lag of a report behind a deletion.
+   */
+  private async trustedReports(netService: NetService, reports: NodeReport[], term: Term, log: Logger): Promise<NodeReport[]> {
+    if (!this.placements) return reports;
+    await this.placements.place(podsToPlace(reports), term.signal);
+    const { trusted, rejected } = trustedReports(reports, (uid) => this.placements?.placementOf(uid));
+    const fresh = rejected.filter((each) => !this.rejectedSeen.has(`${each.reportingNode} ${each.pod.uid}`));
+    for (const each of fresh) {
+      this.rejectedSeen.add(`${each.reportingNode} ${each.pod.uid}`);
+      if (each.runsOn) this.rejectedCounts.otherNode++;
+      else this.rejectedCounts.notFound++;
+    }
+    const forged = fresh.filter((each) => each.runsOn !== undefined);
+    if (forged.length > 0) {
+      log.warn({ forged: forged.slice(0, 10) }, "dropped endpoints that a node reported for pods running on another node");
+      const { namespace, name, uid } = netService.metadata;
+      await this.events.record(
+        { apiVersion, kind: netServiceKind, namespace, name, uid },
+        "Warning",
+        "ForgedEndpoints",
+        describeForged(forged),
+        term.signal,
+      );
+    }
+    this.retainPlacements();
+    return trusted;
+  }
+
+  /** Forgets the placements of pods that no report names any more, whenever the cache has doubled. */
+  private retainPlacements(): void {
+    if (!this.placements || this.placements.size < 2 * this.placementsRetainedAt + 1000) return;
+    const uids = this.reportIndex.podUids();
+    this.placements.retain(uids);
+    for (const id of this.rejectedSeen) {
+      if (!uids.has(id.slice(id.indexOf(" ") + 1))) this.rejectedSeen.delete(id);
+    }
+    this.placementsRetainedAt = this.placements.size;
+  }
+
+  private async readPod(namespace: string, name: string, signal: AbortSignal): Promise<{ uid: string; nodeName?: string } | undefined> {
+    try {
+      const pod = await this.http.request<KubeObject & { spec?: { nodeName?: string } }>({
+        method: "GET",
+        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
+        signal,
+      });
+      return { uid: pod.metadata?.uid ?? "", ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
   private nodeLookup(now: number): NodeLookup {
     return { get: (nodeName) => this.liveness.health(nodeName, now), size: this.nodes.size };
   }
@@ -516,8 +595,9 @@ export class Aggregator {
       term.queue.addAfter(key, writeWaitMs);
       return;
     }
+    const reports = await this.trustedReports(netService, this.reportIndex.reportsFor(key), term, log);
     const now = this.clock.now();
-    const merged = mergeReports(netService, this.reportIndex.reportsFor(key), this.nodeLookup(now), now);
+    const merged = mergeReports(netService, reports, this.nodeLookup(now), now);
 
     let plan = planNetService(netService, merged, this.observe(netService));
     let outcome = await this.execute(netService, plan.actions, term, log);
@@ -844,6 +924,14 @@ function hasSelectorByHand(service: KubeObject, ownerKey: string): boolean {
 /** The uid of the Node a report names as its owner. */
 function nodeOwnerUid(report: KubeObject): string | undefined {
   return report.metadata?.ownerReferences?.find((ref) => ref.kind === "Node" && ref.apiVersion === "v1")?.uid;
+}
+
+function describeForged(forged: RejectedEndpoint[]): string {
+  const shown = forged
+    .slice(0, 5)
+    .map((each) => `node ${each.reportingNode} reported pod ${each.pod.namespace}/${each.pod.name}, which runs on node ${each.runsOn}`);
+  const more = forged.length > shown.length ? `, and ${forged.length - shown.length} more` : "";
+  return `${shown.join("; ")}${more}; not published. A node's agent may publish only its own node's pods: check that node's netservice-agent`;
 }
 
 function countProblems(nodes: { problem: NodeProblem }[]): { problem: NodeProblem; count: number }[] {

@@ -80,6 +80,15 @@ export class ReportIndex {
     return views;
   }
 
+  /** The uid of every pod any report lists. */
+  podUids(): Set<string> {
+    const uids = new Set<string>();
+    for (const { spec } of this.reports.values()) {
+      for (const pod of spec.pods) uids.add(pod.uid);
+    }
+    return uids;
+  }
+
   /** NetServices with an entry in any report of the node. */
   netServiceKeysOfNode(nodeName: string): string[] {
     const keys = new Set<string>();
