@@ -16,6 +16,8 @@ export type ReportedPod = {
   serving?: boolean;
   terminating?: boolean;
   hostname?: string;
+  /** The pod's uid; default podUid(namespace, name), for a pod that need not exist. */
+  uid?: string;
 };
 
 type NetServiceRef = { namespace: string; name: string; uid: string; generation: number };
@@ -80,7 +82,7 @@ export class NodeReports {
           pods.push({
             namespace: ref.namespace,
             name: pod.name,
-            uid: podUid(ref.namespace, pod.name),
+            uid: pod.uid ?? podUid(ref.namespace, pod.name),
             ...(pod.hostname ? { hostname: pod.hostname } : {}),
             serving: pod.serving ?? true,
             terminating: pod.terminating ?? false,
@@ -91,10 +93,13 @@ export class NodeReports {
       netServices.push({ ...ref, endpoints });
     }
     const spec: ReportSpec = { nodeName, triggerTime, pods, netServices };
+    // Owned by the Node, as an agent's: the aggregator ignores a report of another Node of the name.
+    const node = await getObject(this.http, `/api/v1/nodes/${nodeName}`);
+    const owner = node?.metadata?.uid ? [{ apiVersion: "v1", kind: "Node", name: nodeName, uid: node.metadata.uid }] : [];
     await this.applier.apply({
       apiVersion,
       kind: reportKind,
-      metadata: { namespace: this.namespace, name: nodeName, labels: { [labels.nodeName]: nodeName } },
+      metadata: { namespace: this.namespace, name: nodeName, labels: { [labels.nodeName]: nodeName }, ownerReferences: owner },
       spec,
     });
     return spec;

@@ -56,6 +56,10 @@ function startAggregator(identity: string, options: Partial<AggregatorOptions> =
     // Short enough that a test sees a takeover quickly, long enough for a loaded machine.
     lease: { leaseDurationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 },
     takenRecheckMs: 1000,
+    // The reports here are written by the test, for pods that do not exist and nodes without agents:
+    // node-liveness.test.ts and pod-placement.test.ts check those rules with agents and pods.
+    verifyPodPlacement: false,
+    heartbeatTimeoutMs: 0,
     logger: logger.child({ name: identity }),
     ...options,
   });
@@ -222,7 +226,21 @@ t.test("reports of nodes that do not exist are ignored; deleting a Node removes 
   t.equal((await published.netService("corens"))?.status?.nodesReporting, 2, "the ghost node does not count");
 
   await applyNodes(user, "node-ghost");
+  // A report written before its Node existed names no owner: only the agent's next write, owned by the Node, counts.
+  await reports.rewrite("node-ghost");
   await eventually(async () => expect(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "published once the Node exists"), wait);
+
+  // The Node is deleted and re-created under its name: the old report never comes back (and the garbage collector removes it).
+  await http.request({ method: "DELETE", path: resourcePath({ apiVersion: "v1", plural: "nodes", name: "node-ghost" }) });
+  await eventually(async () => expect(!endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "gone with its Node"), wait);
+  await applyNodes(user, "node-ghost");
+  const node1 = [{ name: "utils-a", addresses: ["10.10.0.1", "fd00:10::1"], hostname: "utils-a" }, { name: "utils-b", addresses: ["10.10.0.2"], serving: true }];
+  await reports.set("node-1", corens, [...node1, { name: "utils-s", addresses: ["10.10.0.8"] }]);
+  await eventually(async () => expect(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.8"), "node-1's change published"), wait);
+  t.notOk(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "the re-created Node does not revive the old Node's report");
+  await reports.set("node-1", corens, node1);
+  await eventually(async () => expect(!endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.8"), "node-1 back as it was"), wait);
+  await eventually(async () => expect((await reports.get("node-ghost")) === undefined, "the garbage collector deleted the old Node's report"), wait);
 
   await http.request({ method: "DELETE", path: resourcePath({ apiVersion: "v1", plural: "nodes", name: "node-ghost" }) });
   await http.request({ method: "DELETE", path: resourcePath({ apiVersion: "v1", plural: "nodes", name: "node-2" }) });
@@ -449,7 +467,7 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [path.join(repoRoot, "aggregator", "main.ts"), "--kubeconfig", plane.kubeconfig, "--metrics-port", String(port)],
+    [path.join(repoRoot, "aggregator", "main.ts"), "--kubeconfig", plane.kubeconfig, "--metrics-port", String(port), "--agent-heartbeat-timeout-seconds", "0"],
     { env: { ...process.env, POD_NAME: "aggregator-program", POD_NAMESPACE: systemNamespace, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] },
   );
   let output = "";
@@ -458,7 +476,14 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   t.teardown(() => void child.kill("SIGKILL"));
 
   const program = await applyNetService("program", {});
-  await reports.set("node-1", program, [{ name: "program-a", addresses: ["10.40.0.1"] }]);
+  // The program checks that a reported pod runs on the reporting node: this one does.
+  const pod = await user.apply({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "program-a", namespace: ns },
+    spec: { nodeName: "node-1", containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] },
+  });
+  await reports.set("node-1", program, [{ name: "program-a", addresses: ["10.40.0.1"], uid: pod.metadata?.uid ?? "" }]);
   await eventually(async () => expect(endpointIps(await published.endpoints("program")).ready.length === 1, "published by the program"), wait);
   const lease = await getObject<KubeObject & { spec?: { holderIdentity?: string } }>(http, leasePath);
   t.equal(lease?.spec?.holderIdentity, "aggregator-program", "identity from POD_NAME, Lease in POD_NAMESPACE");
@@ -468,6 +493,8 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   t.match(metrics, /^netservice_api_requests_total\{verb="watch",resource="netservices",code="200"\} [1-9]/m, "/metrics counts API requests by verb and result");
   t.match(metrics, /^netservice_aggregator_endpoints_(not_)?ready \d/m, "/metrics has the published endpoints");
   t.match(metrics, /^netservice_aggregator_leading 1$/m);
+  t.match(metrics, /^netservice_aggregator_pod_reads_total [1-9]/m, "/metrics counts the pod reads");
+  t.match(metrics, /^netservice_aggregator_unhealthy_nodes\{problem="NodeNotReady"\} 0$/m, "/metrics has the unhealthy nodes by problem");
 
   child.kill("SIGTERM");
   const [code] = await exited;
