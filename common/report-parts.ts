@@ -84,3 +84,43 @@ function baseBytes(spec: ReportSpec): number {
 function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value), "utf8");
 }
+
+/**
+ * The order to write the changed parts of a report in, so that no entry that
+ * is in the report both before and after is ever in no part: a part that
+ * gains an entry is written before the part that loses it. Parts are filled
+ * in the report's own order, so entries move between parts monotonically and
+ * these constraints never form a cycle. (Writing the parts that gain the most
+ * first does not do it: ABC|DEF|GHI -> AB|CDE|FGH|I written [1,2,3,0] loses F,
+ * then I.) Parts beyond the new last one are deleted after all writes.
+ *
+ * `before[i]` and `after[i]` are the entry keys (NetService uids) of part i
+ * as stored and as desired; `changed` the parts to write.
+ */
+export function partWriteOrder(before: readonly (readonly string[])[], after: readonly (readonly string[])[], changed: readonly number[]): number[] {
+  const partBefore = new Map<string, number>();
+  before.forEach((keys, part) => keys.forEach((key) => partBefore.set(key, part)));
+  const writing = new Set(changed);
+  // mustFollow.get(i): parts to write before part i (they gain an entry that part i loses).
+  const mustFollow = new Map<number, Set<number>>(changed.map((part) => [part, new Set<number>()]));
+  after.forEach((keys, part) => {
+    for (const key of keys) {
+      const from = partBefore.get(key);
+      if (from === undefined || from === part || !writing.has(from)) continue;
+      mustFollow.get(from)?.add(part);
+    }
+  });
+  const order: number[] = [];
+  const done = new Set<number>();
+  const visiting = new Set<number>();
+  const visit = (part: number): void => {
+    if (done.has(part) || visiting.has(part)) return;
+    visiting.add(part);
+    for (const first of [...(mustFollow.get(part) ?? [])].sort((a, b) => b - a)) visit(first);
+    visiting.delete(part);
+    done.add(part);
+    order.push(part);
+  };
+  for (const part of [...changed].sort((a, b) => b - a)) visit(part);
+  return order;
+}

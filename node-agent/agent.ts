@@ -38,7 +38,7 @@ import {
   type ReportSpec,
 } from "../common/api.ts";
 import { buildNodeReport, maxReportBytes } from "../common/node-report.ts";
-import { reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
+import { partWriteOrder, reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { Applier } from "../common/kube/apply.ts";
 import { Backoff } from "../common/kube/backoff.ts";
@@ -433,8 +433,13 @@ export class NodeAgent {
 
     const triggeredAt = trigger ?? this.#clock.now();
     const triggerTime = formatTriggerTime(triggeredAt);
-    // Parts that gain NetService entries go first, so an entry moving between parts is never absent from all of them.
-    for (const index of changed.sort((a, b) => gains(parts[b]!, stored[b]) - gains(parts[a]!, stored[a]))) {
+    // A part that gains an entry is written before the part that loses it: an entry moving between parts is never in none.
+    const order = partWriteOrder(
+      stored.map((part) => part.spec?.netServices.map((entry) => entry.uid) ?? []),
+      parts.map((part) => part.netServices.map((entry) => entry.uid)),
+      changed,
+    );
+    for (const index of order) {
       const written = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, { ...parts[index]!, triggerTime }, index, nodeUid), { signal });
       stored[index] = storedReport(written, this.nodeName);
     }
@@ -605,8 +610,3 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
 /** The report CRD's maxItems for spec.netServices; the byte budget is the tighter bound in practice. */
 const maxReportNetServices = 10_000;
 
-/** How many NetService entries a part gains over what the server has: parts that gain are written first. */
-function gains(part: ReportSpec, stored: StoredReport | undefined): number {
-  const before = new Set(stored?.spec?.netServices.map((entry) => entry.uid) ?? []);
-  return part.netServices.filter((entry) => !before.has(entry.uid)).length;
-}
