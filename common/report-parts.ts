@@ -40,6 +40,19 @@ export function splitReport(spec: ReportSpec, limits: PartLimits): ReportSpec[] 
   return parts;
 }
 
+/** A node's report has at most this many parts (0 to 64); the admission policy refuses higher part numbers. */
+export const maxReportParts = 65;
+
+/** The part number of a report object of the node, from its name; undefined when the name is no part of that node's report. */
+export function reportPartIndex(nodeName: string, objectName: string): number | undefined {
+  if (objectName === nodeName) return 0;
+  if (!objectName.startsWith(`${nodeName}.`)) return undefined;
+  const suffix = objectName.slice(nodeName.length + 1);
+  if (!/^[1-9][0-9]?$/.test(suffix)) return undefined;
+  const index = Number(suffix);
+  return index < maxReportParts ? index : undefined;
+}
+
 /** The object name of part `index` of a node's report. */
 export function reportPartName(nodeName: string, index: number): string {
   return index === 0 ? nodeName : `${nodeName}.${index}`;

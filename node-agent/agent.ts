@@ -30,6 +30,7 @@ import {
   apiVersion,
   defaultSystemNamespace,
   agentFieldManager,
+  labels,
   netServicePlural,
   netServiceSchema,
   reportKind,
@@ -38,7 +39,7 @@ import {
   type ReportSpec,
 } from "../common/api.ts";
 import { buildNodeReport, maxReportBytes } from "../common/node-report.ts";
-import { partWriteOrder, reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
+import { maxReportParts, partWriteOrder, reportPartIndex, reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { Applier } from "../common/kube/apply.ts";
 import { Backoff } from "../common/kube/backoff.ts";
@@ -53,7 +54,7 @@ import { ReportBatch } from "./batch.ts";
 import { type EventRecorder, KubeEventRecorder } from "./events.ts";
 import { podChangeMatters, slimPod } from "./pod-cache.ts";
 import { annotationProblem, type AnnotationProblem, podWarning, type PodWarning } from "./pod-warnings.ts";
-import { formatTriggerTime, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
+import { formatTriggerTime, nodeNameLabel, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
 import { WarningLimiter } from "./warning-limiter.ts";
 import { defaultHeartbeatIntervalMs, heartbeatLease } from "./heartbeat.ts";
 import { ProgressMonitor, type ProgressVerdict } from "./progress.ts";
@@ -168,7 +169,7 @@ export class NodeAgent {
   readonly #eventWrites = new Set<Promise<void>>();
   /** The report on the server: undefined until read, null when there is none. */
   /** The parts of the node's report on the server, by part number; undefined: to be read. */
-  #stored: StoredReport[] | undefined;
+  #stored: (StoredReport | undefined)[] | undefined;
   #parsedNetServices = new Map<string, { version: string | undefined; netService: NetService | undefined }>();
   #podProblems = new Map<string, { version: string | undefined; problem: AnnotationProblem | undefined }>();
   #verifyTimer: Timer | undefined;
@@ -425,6 +426,10 @@ export class NodeAgent {
     this.#warnAboutPods(pods, netServices, log);
     const stored = this.#stored;
     const parts = splitReport(spec, this.#partLimits);
+    if (parts.length > maxReportParts) {
+      log.error({ parts: parts.length, max: maxReportParts }, "the node's report needs more parts than allowed; publishing the first ones only");
+      parts.length = maxReportParts;
+    }
     const changed = parts.map((part, index) => index).filter((index) => reportNeedsWrite(parts[index]!, stored[index] ?? null, nodeUid));
     if (changed.length === 0 && stored.length === parts.length) {
       log.debug({ pods: spec.pods.length, netServices: spec.netServices.length }, "report unchanged");
@@ -435,7 +440,7 @@ export class NodeAgent {
     const triggerTime = formatTriggerTime(triggeredAt);
     // A part that gains an entry is written before the part that loses it: an entry moving between parts is never in none.
     const order = partWriteOrder(
-      stored.map((part) => part.spec?.netServices.map((entry) => entry.uid) ?? []),
+      Array.from(stored, (part) => part?.spec?.netServices.map((entry) => entry.uid) ?? []),
       parts.map((part) => part.netServices.map((entry) => entry.uid)),
       changed,
     );
@@ -445,7 +450,8 @@ export class NodeAgent {
     }
     while (stored.length > parts.length) {
       const index = stored.length - 1;
-      await this.#deletePart(index, stored[index]!, signal);
+      const part = stored[index];
+      if (part) await this.#deletePart(index, part, signal);
       stored.pop();
     }
     const writtenAt = this.#clock.now();
@@ -474,18 +480,37 @@ export class NodeAgent {
     return uid;
   }
 
-  /** Part 0, then part 1, 2, ... until one is missing: a node's parts are numbered without gaps. */
-  async #readStored(signal: AbortSignal): Promise<StoredReport[]> {
-    const parts: StoredReport[] = [];
-    for (;;) {
+  /**
+   * Every stored part of the node's report, by part number, gaps included:
+   * when someone deletes `node.1`, `node.2` is still found (and rewritten or
+   * deleted), never orphaned. One list by the node-name label; a node whose
+   * name cannot be a label value reads every possible part by name.
+   */
+  async #readStored(signal: AbortSignal): Promise<(StoredReport | undefined)[]> {
+    const parts: (StoredReport | undefined)[] = [];
+    const label = nodeNameLabel(this.nodeName);
+    if (label !== undefined) {
+      const list = await this.#http.request<{ items?: KubeObject[] }>({
+        method: "GET",
+        path: resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace }),
+        query: { labelSelector: `${labels.nodeName}=${label}` },
+        signal,
+      });
+      for (const item of list.items ?? []) {
+        const index = reportPartIndex(this.nodeName, item.metadata?.name ?? "");
+        if (index !== undefined) parts[index] = storedReport({ ...item, apiVersion, kind: reportKind }, this.nodeName);
+      }
+      return parts;
+    }
+    for (let index = 0; index < maxReportParts; index++) {
       try {
-        const obj = await this.#http.request<KubeObject>({ method: "GET", path: this.#reportPath(parts.length), signal });
-        parts.push(storedReport(obj, this.nodeName));
+        const obj = await this.#http.request<KubeObject>({ method: "GET", path: this.#reportPath(index), signal });
+        parts[index] = storedReport(obj, this.nodeName);
       } catch (err) {
-        if (isNotFound(err)) return parts;
-        throw err;
+        if (!isNotFound(err)) throw err;
       }
     }
+    return parts;
   }
 
   async #deletePart(index: number, stored: StoredReport, signal?: AbortSignal): Promise<void> {
@@ -569,7 +594,10 @@ export class NodeAgent {
       this.#log.info("no report to delete");
       return;
     }
-    for (let index = stored.length - 1; index >= 0; index--) await this.#deletePart(index, stored[index]!);
+    for (let index = stored.length - 1; index >= 0; index--) {
+      const part = stored[index];
+      if (part) await this.#deletePart(index, part);
+    }
   }
 
   #reportPath(part: number): string {
