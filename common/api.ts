@@ -86,7 +86,6 @@ export const netServiceConditionReasons = {
   ready: "EndpointsPublished",
   noMatchingPods: "NoMatchingPods",
   serviceNameTaken: "ServiceNameTaken",
-  networkNotFound: "NetworkNotFound",
   applyFailed: "ApplyFailed",
   invalidSpec: "InvalidSpec",
 } as const;

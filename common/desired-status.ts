@@ -44,6 +44,11 @@ export const nodesHealthyReasons = { healthy: "AllNodesHealthy", unhealthy: "Nod
  * lastTransitionTime changes only when the condition's status does, as
  * metav1.Condition requires, so `previousConditions` (the current status)
  * is an input and `now` is only used on a transition.
+ *
+ * observedGeneration claims that what is published follows that generation
+ * of the spec: while some node's entry was computed from an older one (its
+ * agent has not seen the edit yet), it says the oldest such generation, so
+ * `observedGeneration == metadata.generation` means converged.
  */
 export function desiredStatus(
   netService: NetService,
@@ -52,7 +57,7 @@ export function desiredStatus(
   previousConditions: readonly Condition[] | undefined,
   now: Date,
 ): NetServiceStatus {
-  const generation = netService.metadata.generation;
+  const generation = merged.oldestGeneration ?? netService.metadata.generation;
   const condition = (type: string, { status, reason, message }: Pick<Condition, "status" | "reason" | "message">): Condition => {
     const previous = previousConditions?.find((each) => each.type === type);
     const lastTransitionTime = previous && previous.status === status ? previous.lastTransitionTime : formatTime(now);
@@ -117,12 +122,17 @@ function readiness(
         `check the selector and that the pods request ${netAttachDef} in k8s.v1.cni.cncf.io/networks`,
     };
   }
+  const behind =
+    merged.staleNodes.length > 0
+      ? `; ${merged.staleNodes.length} nodes (${merged.staleNodes.slice(0, 5).join(", ")}${merged.staleNodes.length > 5 ? ", ..." : ""}) ` +
+        `still publish from generation ${merged.oldestGeneration}, not ${netService.metadata.generation}`
+      : "";
   return {
     status: "True",
     reason: netServiceConditionReasons.ready,
     message:
       `${merged.readyEndpoints} ready and ${merged.notReadyEndpoints} not ready pods ` +
-      `published from ${merged.nodesReporting} nodes`,
+      `published from ${merged.nodesReporting} nodes${behind}`,
   };
 }
 

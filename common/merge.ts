@@ -69,6 +69,8 @@ export type MergedNetService = {
    * Their endpoints are still included, since dropping them would blip DNS.
    */
   staleNodes: string[];
+  /** The oldest generation those stale entries were computed from; absent when no node is stale. */
+  oldestGeneration?: number;
   /** Nodes with an entry for this NetService whose endpoints are published not serving, and why, by name. */
   unservedNodes: { name: string; problem: NodeProblem }[];
   /** The newest triggerTime among the reports with an entry for this NetService (none later than now). */
@@ -106,6 +108,7 @@ export function mergeReports(
   const stale = new Set<string>();
   const unserved = new Map<string, NodeProblem>();
   let newestTrigger: { text: string; time: number } | undefined;
+  let oldestGeneration: number | undefined;
 
   for (const { nodeName, nodeUid, spec } of reports) {
     const node = nodes.get(nodeName);
@@ -116,7 +119,10 @@ export function mergeReports(
       if (entry.uid !== uid || entry.namespace !== namespace) continue;
       reporting.add(nodeName);
       if (!node.serving) unserved.set(nodeName, node.problem ?? "NodeNotReady");
-      if (entry.generation < generation) stale.add(nodeName);
+      if (entry.generation < generation) {
+        stale.add(nodeName);
+        oldestGeneration = Math.min(oldestGeneration ?? entry.generation, entry.generation);
+      }
       if (spec.triggerTime && (!newestTrigger || time > newestTrigger.time)) {
         newestTrigger = { text: time < triggerTimeOf(spec) ? new Date(time).toISOString() : spec.triggerTime, time };
       }
@@ -156,6 +162,7 @@ export function mergeReports(
     nodesReporting: reporting.size,
     agents: { reporting: agents.size, liveNodes: nodes.size },
     staleNodes: [...stale].sort(compareText),
+    ...(oldestGeneration !== undefined ? { oldestGeneration } : {}),
     unservedNodes: [...unserved]
       .map(([name, problem]) => ({ name, problem }))
       .sort((a, b) => compareText(a.name, b.name)),

@@ -51,6 +51,17 @@ export class NodeReports {
     return this.write(nodeName, triggerTime);
   }
 
+  /** Every node with an entry for the NetService recomputes it from the NetService's current generation, as agents do after an edit. */
+  async regenerate(netService: KubeObject): Promise<void> {
+    const ref = refOf(netService);
+    for (const [nodeName, entries] of this.nodes) {
+      const entry = entries.get(`${ref.namespace}/${ref.name}`);
+      if (!entry) continue;
+      entry.ref = ref;
+      await this.write(nodeName, new Date().toISOString());
+    }
+  }
+
   /** Writes the node's report again as it stands, with a new trigger time only. */
   async rewrite(nodeName: string, triggerTime = new Date().toISOString()): Promise<ReportSpec> {
     return this.write(nodeName, triggerTime);

@@ -254,12 +254,22 @@ t.test("reports of nodes that do not exist are ignored; deleting a Node removes 
 });
 
 t.test("follows edits of the selector, ports, templateServiceName and ipFamilies", async (t) => {
-  const edit = async (spec: Record<string, unknown>) => {
+  const edit = async (spec: Record<string, unknown>, { agentsCatchUp = true } = {}) => {
     corens = await user.apply(netServiceObject(ns, "corens", { netAttachDef: "core", selector: { app: "corens" }, ports: [{ name: "sip", port: 5060, protocol: "UDP" }], ...spec }));
+    // The agents see the edit and report from the new generation: until then the status claims the old one.
+    if (agentsCatchUp) await reports.regenerate(corens);
     return corens.metadata?.generation;
   };
 
-  let generation = await edit({ selector: { app: "corens", tier: "edge" } });
+  let generation = await edit({ selector: { app: "corens", tier: "edge" } }, { agentsCatchUp: false });
+  await eventually(async () => expect((await published.service("corens-template"))?.spec?.selector?.tier === "edge", "template selector follows"), wait);
+  await eventually(async () => {
+    const status = (await published.netService("corens"))?.status;
+    expect(/still publish from generation/.test(readyCondition(await published.netService("corens"))?.message ?? ""), `the message says the nodes are behind: ${JSON.stringify(status)}`);
+    expect((status?.observedGeneration ?? 0) < (generation ?? 0), "observedGeneration stays behind while the node's entry is");
+  }, wait);
+  t.pass("no convergence claimed while node-1 still publishes from the old generation");
+  await reports.regenerate(corens);
   await eventually(async () => expect((await published.service("corens-template"))?.spec?.selector?.tier === "edge", "template selector follows"), wait);
   await eventually(async () => expect((await published.netService("corens"))?.status?.observedGeneration === generation, "observedGeneration follows"), wait);
 

@@ -424,6 +424,18 @@ t.test("status: NodesHealthy is False, naming the nodes and why, while some node
   t.ok(statusNeedsWrite(back, status), "the recovery is written");
 });
 
+t.test("status: no convergence claimed while some node publishes from an older generation", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const behind = { ...merged([endpoint("a", ["10.0.0.1"])], 2), staleNodes: ["n2"], oldestGeneration: 3 };
+  const status = desiredStatus(corens, behind, [], undefined, now);
+  t.equal(status.observedGeneration, 3, "the oldest generation still published, not the NetService's 4");
+  t.same(status.conditions.map((condition) => condition.observedGeneration), [3, 3]);
+  t.match(status.conditions[0]?.message, /1 nodes \(n2\) still publish from generation 3, not 4/);
+  const caughtUp = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"])], 2), [], status.conditions, now);
+  t.equal(caughtUp.observedGeneration, 4);
+  t.ok(statusNeedsWrite(caughtUp, status));
+});
+
 t.test("status: not Ready without endpoints or with a problem, with the fix in the message", async (t) => {
   const now = new Date("2026-03-01T10:00:00Z");
   const empty = desiredStatus(corens, merged([], 2), [], undefined, now);

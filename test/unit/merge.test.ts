@@ -191,6 +191,7 @@ t.test("nodes that computed their entry from an older generation are named", asy
     healthyNodes(["behind", "current"]),
   );
   t.same(merged.staleNodes, ["behind"]);
+  t.equal(merged.oldestGeneration, 2);
   t.equal(merged.endpoints.length, 2, "their endpoints stay until they catch up");
 });
 

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import t from "tap";
 import type { ReportSpec } from "../../common/api.ts";
-import { partWriteOrder, reportPartName, splitReport } from "../../common/report-parts.ts";
+import { partWriteOrder, reportPartIndex, reportPartName, splitReport } from "../../common/report-parts.ts";
 import { propertyRuns } from "./objects.ts";
 
 function report(netServices: number, podsPerService: number, pods = podsPerService): ReportSpec {
@@ -147,4 +147,21 @@ t.test("property: for any report before and after (entries added, removed, grown
     { numRuns: propertyRuns },
   );
   t.pass("no gap in any generated layout change");
+});
+
+t.test("a report object's part number comes from its name: the node's name, or it and .1 to .64", async (t) => {
+  const cases: [string, string, number | undefined][] = [
+    ["node-1", "node-1", 0],
+    ["node-1", "node-1.1", 1],
+    ["node-1", "node-1.64", 64],
+    ["node-1", "node-1.65", undefined],
+    ["node-1", "node-1.01", undefined],
+    ["node-1", "node-1.0", undefined],
+    ["node-1", "node-1.x", undefined],
+    ["node-1", "node-10", undefined],
+    ["node-1", "node-1.1.2", undefined],
+    ["a", "a.1", 1],
+  ];
+  for (const [node, name, index] of cases) t.equal(reportPartIndex(node, name), index, `${name} of ${node}`);
+  for (let index = 0; index < 65; index++) t.equal(reportPartIndex("n", reportPartName("n", index)), index);
 });
