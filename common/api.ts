@@ -96,6 +96,8 @@ export const reportPodSchema = z.object({
   name: z.string(),
   uid: z.string(),
   hostname: z.string().optional(),
+  /** spec.subdomain: the hostname is published only by the NetService of that name, as upstream. */
+  subdomain: z.string().optional(),
   /** Pod condition Ready is True. */
   serving: z.boolean(),
   /** deletionTimestamp is set. */

@@ -140,7 +140,8 @@ export function mergeReports(
             pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
             nodeName,
             ...(node.zone ? { zone: node.zone } : {}),
-            ...(pod.hostname ? { hostname: pod.hostname } : {}),
+            // As upstream: the pod's hostname is published by the Service its subdomain names, and no other.
+            ...(pod.hostname && pod.subdomain === netService.metadata.name ? { hostname: pod.hostname } : {}),
             addresses,
             serving,
             terminating: pod.terminating,

@@ -94,7 +94,8 @@ export class NodeReports {
             namespace: ref.namespace,
             name: pod.name,
             uid: pod.uid ?? podUid(ref.namespace, pod.name),
-            ...(pod.hostname ? { hostname: pod.hostname } : {}),
+            // A pod with a hostname has the NetService as its subdomain here (as a StatefulSet's serviceName would).
+            ...(pod.hostname ? { hostname: pod.hostname, subdomain: ref.name } : {}),
             serving: pod.serving ?? true,
             terminating: pod.terminating ?? false,
           });

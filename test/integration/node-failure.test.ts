@@ -155,6 +155,13 @@ t.test("every pod's endpoint is published ready while both nodes and agents are 
     return found;
   }, wait);
   t.equal(byNode.size, 2);
+  const zones = new Map(sim.nodes.list().map((node) => [node.name, node.zone]));
+  for (const slice of await slices()) {
+    t.equal(slice.metadata?.labels?.[labels.headless], "", `${slice.metadata?.name}: service.kubernetes.io/headless, so kube-proxy leaves it alone`);
+    for (const endpoint of slice.endpoints ?? []) {
+      t.equal((endpoint as { zone?: string }).zone, zones.get(endpoint.nodeName ?? ""), `${endpoint.addresses[0]}: the zone of its node`);
+    }
+  }
 });
 
 t.test("a powered-off node: its endpoints are not ready soon after the node lifecycle controller marks it, and come back with it", async (t) => {

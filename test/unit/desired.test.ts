@@ -181,10 +181,8 @@ t.test("desired Endpoints: ready addresses, then not-ready ones, with references
           { ip: "10.0.0.10", hostname: "aye", nodeName: "node-1", targetRef: podRef("a") },
           { ip: "fd00::a", hostname: "aye", nodeName: "node-1", targetRef: podRef("a") },
         ],
-        notReadyAddresses: [
-          { ip: "10.0.0.2", nodeName: "node-1", targetRef: podRef("c") },
-          { ip: "10.0.0.9", nodeName: "node-1", targetRef: podRef("b") },
-        ],
+        // The terminating pod c is left out, as upstream's Endpoints controller does.
+        notReadyAddresses: [{ ip: "10.0.0.9", nodeName: "node-1", targetRef: podRef("b") }],
         ports: [
           { name: "sip", port: 5060, protocol: "UDP" },
           { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips" },
@@ -192,6 +190,14 @@ t.test("desired Endpoints: ready addresses, then not-ready ones, with references
       },
     ],
   });
+});
+
+t.test("terminating pods are in the Endpoints only when the NetService publishes not-ready addresses (then ready)", async (t) => {
+  const view = (publish: boolean) =>
+    merged([endpoint("c", ["10.0.0.2"], { terminating: true, ready: publish })]);
+  t.same(desiredEndpoints(corens, view(false), trigger).subsets, [], "left out");
+  const publishing = netService({ name: "corens", uid: "uid-corens", generation: 4, publishNotReadyAddresses: true });
+  t.same(desiredEndpoints(publishing, view(true), trigger).subsets?.[0]?.addresses?.map((address) => address.ip), ["10.0.0.2"], "listed ready");
 });
 
 t.test("Endpoints without any endpoint have no subsets and no trigger time when none is given", async (t) => {

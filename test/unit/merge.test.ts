@@ -11,6 +11,7 @@ type ReportedPod = {
   serving?: boolean;
   terminating?: boolean;
   hostname?: string;
+  subdomain?: string;
   addresses: string[];
 };
 
@@ -27,6 +28,7 @@ function report(
       name: each.name,
       uid: each.uid ?? `uid-${each.name}`,
       ...(each.hostname ? { hostname: each.hostname } : {}),
+      ...(each.subdomain ? { subdomain: each.subdomain } : {}),
       serving: each.serving ?? true,
       terminating: each.terminating ?? false,
     })),
@@ -50,7 +52,7 @@ t.test("reports of live nodes merge into one sorted view with readiness and coun
       report("node-b", [{ name: "b", serving: false, addresses: ["10.0.0.2"] }], {
         triggerTime: "2026-01-01T00:00:02.000Z",
       }),
-      report("node-a", [{ name: "a", hostname: "aye", addresses: ["10.0.0.1", "fd00::1"] }], {
+      report("node-a", [{ name: "a", hostname: "aye", subdomain: "corens", addresses: ["10.0.0.1", "fd00::1"] }], {
         triggerTime: "2026-01-01T00:00:01.000Z",
       }),
     ],
@@ -249,5 +251,17 @@ t.test("a trigger time in the future counts as now: it neither wins a duplicate 
     const merged = mergeReports(corens, reports, healthyNodes(["honest", "liar"]), now);
     t.same(merged.endpoints.map((endpoint) => endpoint.nodeName), ["honest"], "a tie at now goes to the node name, not to the claim");
     t.equal(merged.triggerTime, "2026-06-01T00:00:00.000Z");
+  }
+});
+
+t.test("a pod's hostname is published only by the NetService its subdomain names, as upstream", async (t) => {
+  const cases: { subdomain?: string; published: string | undefined }[] = [
+    { subdomain: "corens", published: "aye" },
+    { subdomain: "other-service", published: undefined },
+    { published: undefined },
+  ];
+  for (const { subdomain, published } of cases) {
+    const merged = mergeReports(corens, [report("n", [{ name: "a", hostname: "aye", ...(subdomain ? { subdomain } : {}), addresses: ["10.0.0.1"] }])], healthyNodes(["n"]));
+    t.equal(merged.endpoints[0]?.hostname, published, `subdomain ${subdomain ?? "(none)"}`);
   }
 });

@@ -219,6 +219,10 @@ function compareEndpoints(want: ExpectedNetService, endpoints: EndpointsJson | u
   const out: string[] = [];
   if (!ownedBy(endpoints.metadata, want.netService.metadata.uid)) out.push(`Endpoints ${name} is not controlled by the NetService`);
   if (endpoints.metadata.labels?.["endpointslice.kubernetes.io/skip-mirror"] !== "true") out.push(`Endpoints ${name} lacks skip-mirror=true`);
+  if (endpoints.metadata.labels?.["service.kubernetes.io/headless"] !== "") out.push(`Endpoints ${name} lacks service.kubernetes.io/headless`);
+  // Upstream's Endpoints controller leaves terminating pods out unless the Service publishes not-ready addresses.
+  const publishNotReady = want.netService.spec.publishNotReadyAddresses ?? false;
+  want = { ...want, addresses: new Map([...want.addresses].filter(([, address]) => !address.terminating || publishNotReady)) };
   const got = new Map<string, { ready: boolean; address: EndpointAddress }>();
   for (const subset of endpoints.subsets ?? []) {
     if ((subset.addresses?.length ?? 0) + (subset.notReadyAddresses?.length ?? 0) > 0 && normalPorts(subset.ports) !== ports) {
@@ -285,6 +289,7 @@ function compareSlices(want: ExpectedNetService, all: readonly SliceJson[], port
       continue;
     }
     if (slice.metadata.labels?.["kubernetes.io/service-name"] !== name) out.push(`${label} has service-name ${slice.metadata.labels?.["kubernetes.io/service-name"]}`);
+    if (slice.metadata.labels?.["service.kubernetes.io/headless"] !== "") out.push(`${label} lacks service.kubernetes.io/headless`);
     if (slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"] !== ourSliceManager) {
       out.push(`${label} has managed-by ${slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"]}`);
     }
