@@ -45,7 +45,7 @@ import { resourcePath } from "../common/kube/resources.ts";
 import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type MergedNetService, type NodeLookup, type NodeProblem, type NodeReport } from "../common/merge.ts";
-import { isRefusal, LeadershipLostError } from "./errors.ts";
+import { isNamespaceTerminating, isRefusal, LeadershipLostError } from "./errors.ts";
 import { EventLimiter, EventRecorder, nodesTransitionEvent, readyTransitionEvent } from "./events.ts";
 import { NodeLiveness, slimHeartbeat, slimNode, type HeartbeatView, type NodeView } from "./node-liveness.ts";
 import { PodPlacements, podsToPlace, trustedReports, type RejectedEndpoint } from "./pod-placement.ts";
@@ -152,6 +152,8 @@ type ExecuteOutcome = {
   retry?: unknown;
   /** A create found the name taken by an object the caches do not hold; plan again with it known. */
   discoveredTaken: boolean;
+  /** The namespace is being deleted: the NetService goes with it, nothing more to do. */
+  namespaceTerminating?: boolean;
 };
 
 type NetServiceObject = KubeObject & { status?: Partial<NetServiceStatus> };
@@ -606,6 +608,7 @@ export class Aggregator {
       outcome = await this.execute(netService, plan.actions, term, log);
     }
     if (plan.actions.length > 0) this.writePacer.wrote(key, this.clock.now());
+    if (outcome.namespaceTerminating) return;
     if (outcome.retry !== undefined) throw outcome.retry;
     if (this.sweeps.due(key, this.clock.now())) {
       await this.sweepKubeSlices(netService, term, log);
@@ -696,7 +699,10 @@ export class Aggregator {
       }
     } catch (err) {
       if (err instanceof LeadershipLostError || term.signal.aborted) throw new LeadershipLostError();
-      if (isRefusal(err)) {
+      if (isNamespaceTerminating(err)) {
+        log.debug({ kind: action.kind, object: name }, "the namespace is being deleted; nothing to write");
+        outcome.namespaceTerminating = true;
+      } else if (isRefusal(err)) {
         log.warn({ err, kind: action.kind, object: name, verb: action.verb }, "the API server refused a write");
         outcome.refused.push({
           reason: netServiceConditionReasons.applyFailed,
