@@ -1,9 +1,14 @@
 // One node's report -> the report objects that carry it. A node whose report
 // would outgrow one object (thousands of NetServices selecting its pods)
-// publishes it in parts named `<node>`, `<node>.1`, `<node>.2`, ..., each a
+// publishes it in parts named `<node>.0`, `<node>.1`, `<node>.2`, ..., each a
 // complete report in itself: whole NetService entries plus the pods those
 // entries refer to, re-indexed. The aggregator merges parts like any other
 // reports of the node, so nothing downstream knows about parts.
+//
+// Every part, the first included, carries its number, so that no report name
+// of one node is a report name of another: node `a`'s part 1 is `a.1`, node
+// `a.1`'s first part is `a.1.0`. (Were the first part named `<node>`, node `a`
+// could take the name of node `a.1`'s report.)
 import type { ReportNetService, ReportPod, ReportSpec } from "./api.ts";
 
 export type PartLimits = {
@@ -45,17 +50,21 @@ export const maxReportParts = 65;
 
 /** The part number of a report object of the node, from its name; undefined when the name is no part of that node's report. */
 export function reportPartIndex(nodeName: string, objectName: string): number | undefined {
-  if (objectName === nodeName) return 0;
   if (!objectName.startsWith(`${nodeName}.`)) return undefined;
   const suffix = objectName.slice(nodeName.length + 1);
-  if (!/^[1-9][0-9]?$/.test(suffix)) return undefined;
+  if (!/^(0|[1-9][0-9]?)$/.test(suffix)) return undefined;
   const index = Number(suffix);
   return index < maxReportParts ? index : undefined;
 }
 
 /** The object name of part `index` of a node's report. */
 export function reportPartName(nodeName: string, index: number): string {
-  return index === 0 ? nodeName : `${nodeName}.${index}`;
+  return `${nodeName}.${index}`;
+}
+
+/** What agents before parts were numbered from 0 called a node's first part; deleted by the agent when found. */
+export function legacyReportName(nodeName: string): string {
+  return nodeName;
 }
 
 type Building = { spec: ReportSpec; podIndex: Map<number, number> };

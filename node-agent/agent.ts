@@ -39,7 +39,7 @@ import {
   type ReportSpec,
 } from "../common/api.ts";
 import { buildNodeReport, maxReportBytes } from "../common/node-report.ts";
-import { maxReportParts, partWriteOrder, reportPartIndex, reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
+import { legacyReportName, maxReportParts, partWriteOrder, reportPartIndex, reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { Applier } from "../common/kube/apply.ts";
 import { Backoff } from "../common/kube/backoff.ts";
@@ -170,6 +170,8 @@ export class NodeAgent {
   /** The report on the server: undefined until read, null when there is none. */
   /** The parts of the node's report on the server, by part number; undefined: to be read. */
   #stored: (StoredReport | undefined)[] | undefined;
+  /** The uid of a report named after the node alone, as agents wrote the first part before parts were numbered from 0. */
+  #legacyUid: string | undefined;
   #parsedNetServices = new Map<string, { version: string | undefined; netService: NetService | undefined }>();
   #podProblems = new Map<string, { version: string | undefined; problem: AnnotationProblem | undefined }>();
   #verifyTimer: Timer | undefined;
@@ -454,6 +456,7 @@ export class NodeAgent {
       if (part) await this.#deletePart(index, part, signal);
       stored.pop();
     }
+    await this.#deleteLegacy(signal);
     const writtenAt = this.#clock.now();
     this.#stats.reportsWritten++;
     this.#stats.lastWriteTime = writtenAt;
@@ -497,10 +500,18 @@ export class NodeAgent {
         signal,
       });
       for (const item of list.items ?? []) {
-        const index = reportPartIndex(this.nodeName, item.metadata?.name ?? "");
+        const name = item.metadata?.name ?? "";
+        const index = reportPartIndex(this.nodeName, name);
         if (index !== undefined) parts[index] = storedReport({ ...item, apiVersion, kind: reportKind }, this.nodeName);
+        if (name === legacyReportName(this.nodeName)) this.#legacyUid = item.metadata?.uid;
       }
       return parts;
+    }
+    try {
+      const legacy = await this.#http.request<KubeObject>({ method: "GET", path: resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace, name: legacyReportName(this.nodeName) }), signal });
+      this.#legacyUid = legacy.metadata?.uid;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
     }
     for (let index = 0; index < maxReportParts; index++) {
       try {
@@ -511,6 +522,16 @@ export class NodeAgent {
       }
     }
     return parts;
+  }
+
+  /** The first part as older agents named it, once the numbered parts are written. */
+  async #deleteLegacy(signal?: AbortSignal): Promise<void> {
+    if (this.#legacyUid === undefined) return;
+    const name = legacyReportName(this.nodeName);
+    const report = { apiVersion, kind: reportKind, metadata: { name, namespace: this.systemNamespace } };
+    const outcome = await this.#applier.delete(report, { uid: this.#legacyUid, ...(signal ? { signal } : {}) });
+    this.#legacyUid = undefined;
+    this.#log.info({ report: name, outcome }, "report of an older agent deleted (parts are numbered from 0 now)");
   }
 
   async #deletePart(index: number, stored: StoredReport, signal?: AbortSignal): Promise<void> {
@@ -590,6 +611,7 @@ export class NodeAgent {
 
   async #deleteReport(): Promise<void> {
     const stored = this.#stored ?? (await this.#readStored(new AbortController().signal));
+    await this.#deleteLegacy();
     if (stored.length === 0) {
       this.#log.info("no report to delete");
       return;

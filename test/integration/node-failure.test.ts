@@ -250,7 +250,7 @@ t.test("a node publishes only its own pods: a forged report under a real agent t
     apiVersion,
     kind: reportKind,
     metadata: {
-      name: down,
+      name: `${down}.0`,
       namespace: systemNamespace,
       labels: { [labels.nodeName]: down },
       ownerReferences: [{ apiVersion: "v1", kind: "Node", name: down, uid: node.metadata!.uid! }],

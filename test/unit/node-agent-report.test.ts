@@ -18,11 +18,11 @@ const spec: ReportSpec = {
 
 const nodeOwner = { apiVersion: "v1", kind: "Node", name: "node-1", uid: "node-uid" };
 
-t.test("the report object is named after the node, labelled with it, owned by the Node, in the system namespace", async (t) => {
+t.test("the report object is named after the node and its part, labelled with the node, owned by the Node, in the system namespace", async (t) => {
   t.same(reportObject("node-1", "netservice-system", spec, 0, "node-uid"), {
     apiVersion: "svcctl.metaswitch.com/v1alpha1",
     kind: "NetServiceNodeReport",
-    metadata: { name: "node-1", namespace: "netservice-system", labels: { [labels.nodeName]: "node-1" }, ownerReferences: [nodeOwner] },
+    metadata: { name: "node-1.0", namespace: "netservice-system", labels: { [labels.nodeName]: "node-1" }, ownerReferences: [nodeOwner] },
     spec,
   });
   t.equal(reportObject("node-1", "netservice-system", spec, 2, "node-uid").metadata?.name, "node-1.2");

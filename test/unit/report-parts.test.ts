@@ -64,7 +64,7 @@ t.test("an entry larger than a part gets a part of its own", async (t) => {
 });
 
 t.test("parts are named after the node", async (t) => {
-  t.equal(reportPartName("node-1", 0), "node-1");
+  t.equal(reportPartName("node-1", 0), "node-1.0");
   t.equal(reportPartName("node-1", 2), "node-1.2");
 });
 
@@ -149,19 +149,33 @@ t.test("property: for any report before and after (entries added, removed, grown
   t.pass("no gap in any generated layout change");
 });
 
-t.test("a report object's part number comes from its name: the node's name, or it and .1 to .64", async (t) => {
+t.test("a report object's part number comes from its name: the node's name and .0 to .64", async (t) => {
   const cases: [string, string, number | undefined][] = [
-    ["node-1", "node-1", 0],
+    ["node-1", "node-1.0", 0],
     ["node-1", "node-1.1", 1],
     ["node-1", "node-1.64", 64],
+    ["node-1", "node-1", undefined],
     ["node-1", "node-1.65", undefined],
     ["node-1", "node-1.01", undefined],
-    ["node-1", "node-1.0", undefined],
     ["node-1", "node-1.x", undefined],
-    ["node-1", "node-10", undefined],
+    ["node-1", "node-10.0", undefined],
     ["node-1", "node-1.1.2", undefined],
     ["a", "a.1", 1],
   ];
   for (const [node, name, index] of cases) t.equal(reportPartIndex(node, name), index, `${name} of ${node}`);
   for (let index = 0; index < 65; index++) t.equal(reportPartIndex("n", reportPartName("n", index)), index);
+});
+
+t.test("no report name of one node is a report name of another, whatever the nodes are called", async (t) => {
+  // Node names that are other node names plus a part suffix, as IP-named nodes can be.
+  const nodes = ["a", "a.1", "a.1.0", "a.0", "10.0.0", "10.0.0.1", "10.0.0.1.2"];
+  const owners = new Map<string, string>();
+  for (const node of nodes) {
+    for (let index = 0; index < 65; index++) {
+      const name = reportPartName(node, index);
+      t.equal(owners.get(name) ?? node, node, `${name}: one node's only`);
+      owners.set(name, node);
+      for (const other of nodes) if (other !== node) t.equal(reportPartIndex(other, name), undefined, `${name} is no part of ${other}`);
+    }
+  }
 });
