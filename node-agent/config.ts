@@ -26,7 +26,8 @@ export type ParsedCommandLine = { help: true } | { help: false; config: AgentCon
 export const usage = `Usage: node node-agent/main.ts [options]
 
 Publishes this node's pods' secondary-network addresses for NetServices, as
-one NetServiceNodeReport named after the node.
+one NetServiceNodeReport named <node>.0 (and <node>.1, ... if it needs parts),
+and renews the node's heartbeat Lease.
 
 Options:
   --node-name NAME          the node this agent runs on (default: $NODE_NAME; required)
@@ -79,6 +80,9 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
   }
   if (!isDnsSubdomain(nodeName)) {
     throw new ConfigError(`node name "${nodeName}" is not a Kubernetes node name (a DNS subdomain: lowercase letters, digits, "-" and ".")`);
+  }
+  if (nodeName.length > 250) {
+    throw new ConfigError(`node name "${nodeName.slice(0, 40)}..." is ${nodeName.length} characters: report parts are named <node>.<0-64>, which fits object names (253) only for node names of at most 250`);
   }
   const systemNamespace = values.namespace ?? (env.POD_NAMESPACE || defaultSystemNamespace);
   if (!isDnsLabel(systemNamespace)) {

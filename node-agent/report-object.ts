@@ -7,8 +7,8 @@ import type { KubeObject } from "../common/kube/object.ts";
 import { nodeOwnerReference } from "./heartbeat.ts";
 
 /**
- * The report object of a node (or part `part` of it); part 0 is named after
- * the node. It is owned by the Node (uid `nodeUid`): deleted with it, and
+ * Part `part` of a node's report, named `<node>.<part>` (report-parts.ts).
+ * It is owned by the Node (uid `nodeUid`): deleted with it, and
  * ignored by the aggregator once a new Node of the same name exists.
  */
 export function reportObject(nodeName: string, namespace: string, spec: ReportSpec, part: number, nodeUid: string): KubeObject {

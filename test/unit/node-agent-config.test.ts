@@ -45,6 +45,7 @@ t.test("mistakes are refused with what to fix", async (t) => {
   t.throws(() => config(["--namespace", "Bad NS"], env), /namespace "Bad NS" is not a namespace name/);
   t.throws(() => config(["--kubeconfig="], env), /--kubeconfig needs a file path/);
   t.throws(() => config(["--heartbeat-interval-seconds", "0"], env), /--heartbeat-interval-seconds must be a whole number from 1 to 600/);
+  t.throws(() => config([], { NODE_NAME: `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(60)}` }), /report parts are named <node>.<0-64>/);
   t.throws(() => config(["--nodename", "n"], env), /Unknown option '--nodename' \(see --help\)/);
   t.throws(() => config(["extra"], env), ConfigError, "no positional arguments");
 });
