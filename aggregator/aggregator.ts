@@ -37,7 +37,7 @@ import { serviceRepairPatch } from "../common/desired-services.ts";
 import { Applier } from "../common/kube/apply.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { realClock, type Clock, type Timer } from "../common/kube/clock.ts";
-import { isConflict, isNotFound, type KubeHttp } from "../common/kube/http.ts";
+import { isConflict, type KubeHttp } from "../common/kube/http.ts";
 import { Informer } from "../common/kube/informer.ts";
 import { LeaderElector } from "../common/kube/leader.ts";
 import { objectKey, type KubeObject } from "../common/kube/object.ts";
@@ -48,7 +48,7 @@ import { mergeReports, type MergedNetService, type NodeLookup, type NodeProblem,
 import { isNamespaceTerminating, isRefusal, LeadershipLostError } from "./errors.ts";
 import { EventLimiter, EventRecorder, nodesTransitionEvent, readyTransitionEvent } from "./events.ts";
 import { NodeLiveness, slimHeartbeat, slimNode, type HeartbeatView, type NodeView } from "./node-liveness.ts";
-import { PodPlacements, podsToPlace, trustedReports, type RejectedEndpoint } from "./pod-placement.ts";
+import { ReportVerifier, type RejectedEndpoint } from "./pod-placement.ts";
 import { countsOnly, Pacer } from "./pacing.ts";
 import { Expectations, type CacheView, type ObjectRef } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
@@ -183,11 +183,8 @@ export class Aggregator {
   private readonly liveness: NodeLiveness;
   private readonly livenessCheckMs: number;
   private livenessTimer: Timer | undefined;
-  private readonly placements: PodPlacements | undefined;
-  /** Rejected (node, pod uid) pairs already counted and told about. */
-  private readonly rejectedSeen = new Set<string>();
-  private readonly rejectedCounts = { otherNode: 0, notFound: 0 };
-  private placementsRetainedAt = 0;
+  /** Checks that reported pods run on the reporting node (pod-placement.ts); undefined: trust the reports. */
+  private readonly verifier: ReportVerifier | undefined;
   private readonly owned: Record<OwnedKind, Informer<KubeObject>>;
   private readonly informers: SyncedSource[];
   /** What each NetService's last reconcile published, for the endpoints gauge. */
@@ -271,10 +268,10 @@ export class Aggregator {
     });
     this.liveness = new NodeLiveness({ heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 40_000, startedAt: this.clock.now() });
     this.livenessCheckMs = options.livenessCheckMs ?? 1000;
-    this.placements =
+    this.verifier =
       options.verifyPodPlacement === false
         ? undefined
-        : new PodPlacements({ read: (pod, signal) => this.readPod(pod.namespace, pod.name, signal), now: () => this.clock.now() });
+        : new ReportVerifier({ http: clients.http, now: () => this.clock.now(), podUids: () => this.reportIndex.podUids() });
     // Kubernetes copies a Service's labels to the Endpoints and EndpointSlices
     // it makes for it, so the template Service's own objects carry our label
     // too: the second label picks out the ones the aggregator writes.
@@ -325,8 +322,8 @@ export class Aggregator {
       queueDelayed: this.term?.queue.delayed ?? 0,
       endpointsPublished: this.endpointsPublished(),
       unhealthyNodes: countProblems(this.liveness.unhealthy(this.clock.now())),
-      rejectedEndpoints: { ...this.rejectedCounts },
-      podReads: this.placements?.reads ?? 0,
+      rejectedEndpoints: { ...(this.verifier?.counts ?? { otherNode: 0, notFound: 0 }) },
+      podReads: this.verifier?.reads ?? 0,
     };
   }
 
@@ -451,54 +448,14 @@ export class Aggregator {
    * the ordinary lag of a report behind a deletion.
    */
   private async trustedReports(netService: NetService, reports: NodeReport[], term: Term, log: Logger): Promise<NodeReport[]> {
-    if (!this.placements) return reports;
-    await this.placements.place(podsToPlace(reports), term.signal);
-    const { trusted, rejected } = trustedReports(reports, (uid) => this.placements?.placementOf(uid));
-    const fresh = rejected.filter((each) => !this.rejectedSeen.has(`${each.reportingNode} ${each.pod.uid}`));
-    for (const each of fresh) {
-      this.rejectedSeen.add(`${each.reportingNode} ${each.pod.uid}`);
-      if (each.runsOn) this.rejectedCounts.otherNode++;
-      else this.rejectedCounts.notFound++;
-    }
-    const forged = fresh.filter((each) => each.runsOn !== undefined);
+    if (!this.verifier) return reports;
+    const { trusted, forged } = await this.verifier.verify(reports, term.signal);
     if (forged.length > 0) {
       log.warn({ forged: forged.slice(0, 10) }, "dropped endpoints that a node reported for pods running on another node");
       const { namespace, name, uid } = netService.metadata;
-      await this.events.record(
-        { apiVersion, kind: netServiceKind, namespace, name, uid },
-        "Warning",
-        "ForgedEndpoints",
-        describeForged(forged),
-        term.signal,
-      );
+      await this.events.record({ apiVersion, kind: netServiceKind, namespace, name, uid }, "Warning", "ForgedEndpoints", describeForged(forged), term.signal);
     }
-    this.retainPlacements();
     return trusted;
-  }
-
-  /** Forgets the placements of pods that no report names any more, whenever the cache has doubled. */
-  private retainPlacements(): void {
-    if (!this.placements || this.placements.size < 2 * this.placementsRetainedAt + 1000) return;
-    const uids = this.reportIndex.podUids();
-    this.placements.retain(uids);
-    for (const id of this.rejectedSeen) {
-      if (!uids.has(id.slice(id.indexOf(" ") + 1))) this.rejectedSeen.delete(id);
-    }
-    this.placementsRetainedAt = this.placements.size;
-  }
-
-  private async readPod(namespace: string, name: string, signal: AbortSignal): Promise<{ uid: string; nodeName?: string } | undefined> {
-    try {
-      const pod = await this.http.request<KubeObject & { spec?: { nodeName?: string } }>({
-        method: "GET",
-        path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(name)}`,
-        signal,
-      });
-      return { uid: pod.metadata?.uid ?? "", ...(pod.spec?.nodeName ? { nodeName: pod.spec.nodeName } : {}) };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
   }
 
   private nodeLookup(now: number): NodeLookup {

@@ -12,7 +12,12 @@
 //     placementOf(uid)      what the API server said, or undefined when not read yet
 //     retain(uids)          forgets the pods no report names any more
 //     reads                 GETs sent, for the metric and the benchmark
+//   new ReportVerifier({ http, now, podUids })   what the aggregator holds: the above over the API
+//     verify(reports, signal) -> { trusted, forged }   forged: pods on other nodes not told about before
+//     counts, reads
 import type { NodeReport } from "../common/merge.ts";
+import { isNotFound, type KubeHttp } from "../common/kube/http.ts";
+import type { KubeObject } from "../common/kube/object.ts";
 
 /**
  * Where the API server says a pod uid runs: a node name; nowhere (no pod of
@@ -148,4 +153,72 @@ function dedupe(rejected: RejectedEndpoint[]): RejectedEndpoint[] {
     seen.add(id);
     return true;
   });
+}
+
+/**
+ * The check as the aggregator runs it: placements read over the API and
+ * cached, every rejected (node, pod) counted once, and the ones worth a
+ * Warning Event (a pod running on another node) handed back once. A pod
+ * that does not exist is the ordinary lag of an honest report behind a
+ * deletion, so it is counted but not told about.
+ */
+export class ReportVerifier {
+  readonly counts = { otherNode: 0, notFound: 0 };
+  private readonly placements: PodPlacements;
+  private readonly podUids: () => ReadonlySet<string>;
+  private readonly seen = new Set<string>();
+  private retainedAt = 0;
+
+  constructor(options: { http: KubeHttp; now: () => number; podUids: () => ReadonlySet<string> }) {
+    this.placements = new PodPlacements({ read: (pod, signal) => readPod(options.http, pod, signal), now: options.now });
+    this.podUids = options.podUids;
+  }
+
+  get reads(): number {
+    return this.placements.reads;
+  }
+
+  async verify(reports: readonly NodeReport[], signal: AbortSignal): Promise<{ trusted: NodeReport[]; forged: RejectedEndpoint[] }> {
+    await this.placements.place(podsToPlace(reports), signal);
+    const { trusted, rejected } = trustedReports(reports, (uid) => this.placements.placementOf(uid));
+    const forged: RejectedEndpoint[] = [];
+    for (const each of rejected) {
+      const id = `${each.reportingNode} ${each.pod.uid}`;
+      if (this.seen.has(id)) continue;
+      this.seen.add(id);
+      if (each.runsOn === undefined) {
+        this.counts.notFound++;
+      } else {
+        this.counts.otherNode++;
+        forged.push(each);
+      }
+    }
+    this.retain();
+    return { trusted, forged };
+  }
+
+  /** Forgets pods no report names any more, whenever the cache has doubled since the last time. */
+  private retain(): void {
+    if (this.placements.size < 2 * this.retainedAt + 1000) return;
+    const uids = this.podUids();
+    this.placements.retain(uids);
+    for (const id of this.seen) {
+      if (!uids.has(id.slice(id.indexOf(" ") + 1))) this.seen.delete(id);
+    }
+    this.retainedAt = this.placements.size;
+  }
+}
+
+async function readPod(http: KubeHttp, pod: ReportedPod, signal: AbortSignal): Promise<{ uid: string; nodeName?: string } | undefined> {
+  try {
+    const live = await http.request<KubeObject & { spec?: { nodeName?: string } }>({
+      method: "GET",
+      path: `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`,
+      signal,
+    });
+    return { uid: live.metadata?.uid ?? "", ...(live.spec?.nodeName ? { nodeName: live.spec.nodeName } : {}) };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
 }
