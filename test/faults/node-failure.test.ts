@@ -114,9 +114,9 @@ t.test("a node that lies mid-churn, with its agent's own token: another node's p
   const forgedAt = Date.now();
   await new Applier(clients.http, { fieldManager: agentFieldManager }).apply(forged);
   await t.rejects(
-    new Applier(clients.http, { fieldManager: agentFieldManager }).apply({ ...forged, metadata: { ...forged.metadata, name: `${honest}.0` } }),
+    new Applier(clients.http, { fieldManager: agentFieldManager }).apply({ ...forged, metadata: { ...forged.metadata, name: `${honest}.1` } }),
     /may write only the reports named/,
-    "the liar cannot write the honest node's report",
+    "the liar cannot write a report part of the honest node",
   );
 
   // While the forgery stands: never a forged address, the trigger time never the future.
@@ -153,7 +153,7 @@ t.test("a node that lies mid-churn, with its agent's own token: another node's p
     outcome:
       `neither forged address published in ${polls} polls over 12 s, the trigger time never in the future; rejected endpoints counted ` +
       `(other node ${rejected.otherNode}, not found ${rejected.notFound}), a ForgedEndpoints Warning Event naming ${liar} and the pod; ` +
-      `the honest node's report refused to the liar's token; exact convergence once its agent resumed`,
+      `a part of the honest node's report refused to the liar's token; exact convergence once its agent resumed`,
     convergeSeconds: converged.seconds,
     from: "the liar's agent resumed",
   });
