@@ -23,6 +23,7 @@ import { applyManifests, loadManifests } from "./manifests.ts";
 import { CoreDns } from "./realnet/coredns.ts";
 import { RealNetwork } from "./realnet/network.ts";
 import { SimulatedCluster, type SimulatedClusterOptions } from "./sim/cluster.ts";
+import { runTeardown, type TeardownStep } from "./teardown.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..");
 export const crdFiles = [path.join(repoRoot, "crds", "netservice.yaml"), path.join(repoRoot, "crds", "netservicenodereport.yaml")];
@@ -151,21 +152,43 @@ export class LocalSystem {
   /**
    * Stops DNS, agents, aggregator, simulation (a real network tears every
    * sandbox down while the API server still answers Multus) and control
-   * plane, in that order. Throws, once all of it has stopped, if a real
-   * network could not remove everything it created.
+   * plane, in that order. Each step has a bound: one that overruns it is
+   * reported with what it waits for (which agent, the CNI DEL of which pod,
+   * which component) and the rest still stop. Throws a TeardownError naming
+   * every step that failed or overran, once all of them have run.
    */
   async stop(): Promise<void> {
-    const errors: unknown[] = [];
-    await this.dns?.stop().catch((error: unknown) => errors.push(error));
-    await Promise.allSettled([...this.agents.keys()].map((node) => this.stopAgent(node)));
-    await this.stopAggregator().catch(() => undefined);
-    await this.#netServices.stop();
-    await this.sim.stop().catch((error: unknown) => {
-      if (this.network) errors.push(error);
-    });
-    if (this.#agentClients !== this.clients) await this.#agentClients.close();
-    await this.clients.close();
-    await this.plane.stop();
-    if (errors.length > 0) throw new AggregateError(errors, `stopping the local system: ${errors.map(String).join("; ")}`);
+    const report = this.#options.report ?? ((line: string) => process.stderr.write(`[netservice] ${line}\n`));
+    await runTeardown(this.#teardownSteps(), { report });
+  }
+
+  #teardownSteps(): TeardownStep[] {
+    const dns = this.dns;
+    const agents = new Set(this.agents.keys());
+    return [
+      ...(dns ? [{ name: "DNS (CoreDNS)", timeoutMs: 10_000, run: () => dns.stop(), waitingFor: () => [`coredns pid ${dns.process.pid} to exit`] }] : []),
+      {
+        name: "node agents",
+        timeoutMs: 30_000,
+        run: async () => {
+          const stops = [...agents].map((node) => this.stopAgent(node).finally(() => agents.delete(node)));
+          const failed = (await Promise.allSettled(stops)).filter((result) => result.status === "rejected");
+          if (failed.length > 0) throw new AggregateError(failed.map((f) => f.reason), `${failed.length} agents failed to stop`);
+        },
+        waitingFor: () => [...agents].map((node) => `the agent of ${node}`),
+      },
+      { name: "aggregator", timeoutMs: 30_000, run: () => this.stopAggregator() },
+      { name: "agents' NetService watch", timeoutMs: 10_000, run: () => this.#netServices.stop() },
+      ...this.sim.teardownSteps(),
+      ...(this.#agentClients === this.clients ? [] : [{ name: "agents' clients", timeoutMs: 10_000, run: () => this.#agentClients.close() }]),
+      { name: "system clients", timeoutMs: 10_000, run: () => this.clients.close() },
+      {
+        name: "control plane",
+        // Four components, each SIGTERM then SIGKILL after 10 s.
+        timeoutMs: 60_000,
+        run: () => this.plane.stop(),
+        waitingFor: () => [...this.plane.processes.values()].filter((proc) => proc.running()).map((proc) => `${proc.name} (pid ${proc.pid}) to exit`),
+      },
+    ];
   }
 }

@@ -14,7 +14,7 @@
 //     shutdown(): Promise<void>
 //                          stops taking keys (pending and delayed ones are dropped: reconciles are level-based,
 //                          so whoever runs next starts from a full resync) and resolves once in-flight handlers finish
-//     depth, delayed, processing   gauges for metrics
+//     depth, delayed, processing   gauges for metrics; processingKeys, the keys in flight
 //     get(): Promise<string | undefined>, done(key)   the primitives run() uses, for custom loops
 //
 //   const queue = new WorkQueue({ logger: log });
@@ -94,6 +94,11 @@ export class WorkQueue {
   /** Keys a worker is processing now. */
   get processing(): number {
     return this.inFlight.size;
+  }
+
+  /** The keys a worker is processing now (what a stop waits for). */
+  get processingKeys(): string[] {
+    return [...this.inFlight];
   }
 
   get isShuttingDown(): boolean {

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm, stat, mkdtemp } from "node:fs/promises";
 import { homedir } from "node:os";
 import path from "node:path";
+import { OutputTail } from "./output.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..", "..");
 
@@ -117,12 +118,12 @@ function runGo(args: string[], cwd: string, progress: (compiled: number) => void
   return new Promise((resolve, reject) => {
     const child = spawn("go", args, { cwd, stdio: ["ignore", "inherit", "pipe"], env: { ...process.env, GOFLAGS: "-mod=readonly" } });
     let compiled = 0;
-    let tail = "";
+    const tail = new OutputTail(4000);
     const timer = setInterval(() => progress(compiled), 20_000);
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk: string) => {
       compiled += chunk.split("\n").filter((line) => /^[\w.-]+(\/[\w.@~-]+)*$/.test(line.trim())).length;
-      tail = (tail + chunk).slice(-4000);
+      tail.push(chunk);
     });
     child.on("error", (error) => {
       clearInterval(timer);
@@ -131,7 +132,7 @@ function runGo(args: string[], cwd: string, progress: (compiled: number) => void
     child.on("close", (code) => {
       clearInterval(timer);
       if (code === 0) resolve();
-      else reject(new Error(`go ${args.slice(0, 2).join(" ")} failed with exit code ${code}:\n${tail}`));
+      else reject(new Error(`go ${args.slice(0, 2).join(" ")} failed with exit code ${code}:\n${tail.text()}`));
     });
   });
 }

@@ -8,6 +8,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { cacheRoot, ensureBinaries } from "./binaries.ts";
+import { fileTail } from "./output.ts";
 import { ControlPlane } from "./control-plane.ts";
 
 type State = { pid: number; kubeconfig: string; server: string; dir: string };
@@ -57,7 +58,13 @@ async function up() {
     if (daemon.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
-  throw new Error(`the control plane did not start; see ${daemonLog}:\n${(await readFile(daemonLog, "utf8").catch(() => "")).slice(-3000)}`);
+  let tail = "";
+  try {
+    tail = fileTail(daemonLog, 3000);
+  } catch {
+    // No log at all: the message still names where it would be.
+  }
+  throw new Error(`the control plane did not start; see ${daemonLog}:\n${tail}`);
 }
 
 async function down() {

@@ -3,8 +3,9 @@
 // started it dies without cleaning up (SIGKILL, a crashed test runner), and
 // every live one is stopped on a normal exit or Ctrl-C.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, existsSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { fileTail } from "./output.ts";
 
 export type ManagedProcess = {
   readonly name: string;
@@ -72,7 +73,8 @@ export function startProcess(name: string, binary: string, args: string[], logFi
     },
     logTail(lines = 30) {
       try {
-        return readFileSync(logFile, "utf8").split("\n").slice(-lines).join("\n");
+        // Only the file's end is read: a log can be gigabytes after a crash loop.
+        return fileTail(logFile).split("\n").slice(-lines).join("\n");
       } catch {
         return "";
       }

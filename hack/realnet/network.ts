@@ -19,6 +19,7 @@
 // macvlan and vxlan; preflight.ts says which is missing.
 import path from "node:path";
 import { startProcess, type ManagedProcess } from "../cluster/process.ts";
+import { runTeardown, type TeardownStep } from "../teardown.ts";
 import type { Logger, PodJson } from "../sim/kube.ts";
 import type { SimNode } from "../sim/nodes.ts";
 import type { SandboxRuntime } from "../sim/sandbox.ts";
@@ -42,6 +43,7 @@ export type RealNetworkOptions = {
 export class RealNetwork implements SandboxRuntime {
   readonly #options: RealNetworkOptions;
   readonly #log: Logger | undefined;
+  readonly #report: (line: string) => void;
   /** Each node's namespace on the fabric, made once, whoever asks first (addNodes or a pod's set-up). */
   readonly #nodes = new Map<string, Promise<NodeNetwork>>();
   /** Long-running processes started in pods' namespaces, by pod uid: stopped before the sandbox goes. */
@@ -56,6 +58,7 @@ export class RealNetwork implements SandboxRuntime {
   constructor(options: RealNetworkOptions) {
     this.#options = options;
     this.#log = options.logger?.child({ component: "real-network" });
+    this.#report = options.report ?? ((line) => process.stderr.write(`[netservice] ${line}\n`));
   }
 
   get binaries(): RealnetBinaries {
@@ -131,14 +134,44 @@ export class RealNetwork implements SandboxRuntime {
    * be removed.
    */
   async stop(): Promise<void> {
-    if (this.#stopped) return;
+    await runTeardown(this.teardownSteps(), { report: this.#report });
+  }
+
+  /**
+   * stop() as bounded steps: the pods' test servers, CNI DEL of every
+   * sandbox, then the run's namespaces and directory. A CNI DEL that hangs
+   * is named with its pod; the namespaces are deleted after it regardless.
+   */
+  teardownSteps(): TeardownStep[] {
+    if (this.#stopped) return [];
     this.#stopped = true;
-    await this.#started?.catch(() => undefined);
-    await Promise.all([...this.#podProcesses.keys()].map((uid) => this.#stopPodProcesses(uid)));
-    const errors: unknown[] = [];
-    await this.#sandboxes?.tearDownAll().catch((error: unknown) => errors.push(error));
-    await this.#scope?.release().catch((error: unknown) => errors.push(error));
-    if (errors.length > 0) throw new AggregateError(errors, `real-network clean-up failed: ${errors.map(String).join("; ")}`);
+    return [
+      {
+        name: "real network start-up",
+        timeoutMs: 30_000,
+        run: async () => void (await this.#started?.catch(() => undefined)),
+        waitingFor: () => ["the binaries, the fabric or the preflight"],
+      },
+      {
+        name: "pods' test servers",
+        timeoutMs: 10_000,
+        run: async () => void (await Promise.all([...this.#podProcesses.keys()].map((uid) => this.#stopPodProcesses(uid)))),
+        waitingFor: () => [...this.#podProcesses.values()].flat().filter((proc) => proc.running()).map((proc) => `${proc.name} (pid ${proc.pid}) to exit`),
+      },
+      {
+        name: "pod sandboxes (CNI DEL)",
+        // Each CNI call is killed after 90 s; the sandboxes go in parallel.
+        timeoutMs: 120_000,
+        run: async () => await this.#sandboxes?.tearDownAll(),
+        waitingFor: () => this.#sandboxes?.inFlight() ?? [],
+      },
+      {
+        name: "network namespaces and run directory",
+        timeoutMs: 60_000,
+        run: async () => await this.#scope?.release(),
+        waitingFor: () => this.#scope?.netnsList().map((name) => `ip netns delete ${name}`) ?? [],
+      },
+    ];
   }
 
   async #start(): Promise<void> {

@@ -52,6 +52,8 @@ export class PodSandboxes {
   readonly #pending = new Map<string, Promise<unknown>>();
   /** Per node: the directory of plugin wrappers that serves as its CNI_PATH. */
   readonly #nodeBinDirs = new Map<string, Promise<string>>();
+  /** CNI calls running now, so a teardown that hangs can say which one. */
+  readonly #calls = new Set<{ what: string; since: number }>();
   #next = 0;
 
   constructor(options: PodSandboxesOptions) {
@@ -96,6 +98,11 @@ export class PodSandboxes {
     return [...this.#byUid.values()];
   }
 
+  /** The CNI calls running now, oldest first: "CNI DEL of default/utils-x (multus, eth0), 42 s". */
+  inFlight(now = Date.now()): string[] {
+    return [...this.#calls].map((call) => `${call.what}, ${Math.round((now - call.since) / 1000)} s`);
+  }
+
   /** Runs a command inside the pod's network namespace (only there: the mount and pid namespaces stay the machine's). */
   async exec(namespace: string, name: string, argv: string[], options: CommandOptions = {}): Promise<CommandResult> {
     const sandbox = this.get(namespace, name);
@@ -131,8 +138,8 @@ export class PodSandboxes {
     const sandbox: Sandbox = { namespace, name, uid, nodeName, id: randomBytes(32).toString("hex"), netns, netnsPath: path.join("/run/netns", netns), podIPs: [] };
     try {
       const binDir = await this.#nodeBinDir(node);
-      await callCni(this.#loopbackCall("ADD", sandbox, binDir));
-      const result = await callCni(this.#multusCall("ADD", sandbox, node, binDir));
+      await this.#call(sandbox, this.#loopbackCall("ADD", sandbox, binDir));
+      const result = await this.#call(sandbox, this.#multusCall("ADD", sandbox, node, binDir));
       sandbox.podIPs = result ? addressesOn(result, "eth0") : [];
       if (sandbox.podIPs.length === 0) throw new Error(`pod ${namespace}/${name}: Multus returned no address for eth0: ${JSON.stringify(result)}`);
       await this.#options.fabric.connectBridges(nodeName);
@@ -151,14 +158,24 @@ export class PodSandboxes {
     if (node) {
       try {
         const binDir = await this.#nodeBinDir(node);
-        await callCni(this.#multusCall("DEL", sandbox, node, binDir));
-        await callCni(this.#loopbackCall("DEL", sandbox, binDir));
+        await this.#call(sandbox, this.#multusCall("DEL", sandbox, node, binDir));
+        await this.#call(sandbox, this.#loopbackCall("DEL", sandbox, binDir));
       } catch (error) {
         failure = error;
       }
     }
     await this.#options.scope.deleteNetns(sandbox.netns);
     if (failure) throw failure;
+  }
+
+  async #call(sandbox: Sandbox, call: CniCall) {
+    const entry = { what: `CNI ${call.command} of ${sandbox.namespace}/${sandbox.name} (${path.basename(call.plugin)}, ${call.ifName})`, since: Date.now() };
+    this.#calls.add(entry);
+    try {
+      return await callCni(call);
+    } finally {
+      this.#calls.delete(entry);
+    }
   }
 
   #multusCall(command: "ADD" | "DEL", sandbox: Sandbox, node: NodeNetwork, binDir: string): CniCall {

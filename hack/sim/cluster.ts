@@ -19,6 +19,7 @@ import { FakeMultus, defaultNetworkName, type AnnotationWritten, type Attachment
 import { ensureNadCrd } from "./nad-crd.ts";
 import { defaultLayout, NodeRegistry, registerNode, simNode, type NodeLayout, type SimNode } from "./nodes.ts";
 import { FakeMultusSandboxes, type SandboxRuntime } from "./sandbox.ts";
+import { runTeardown, type TeardownStep } from "../teardown.ts";
 
 export type SimulatedClusterOptions = {
   kubeConfig: KubeConfig;
@@ -133,19 +134,31 @@ export class SimulatedCluster {
   /**
    * Stops the kubelet, then the sandbox runtime (the fake Multus; a real
    * network tears its sandboxes down), the watches and every timer; closes
-   * the clients it made. Pods and nodes stay. Throws what the runtime's stop
-   * threw, once everything else has stopped.
+   * the clients it made. Pods and nodes stay. Every step is bounded and runs
+   * even if one before it failed or hung; throws a TeardownError naming
+   * those, once all have run.
    */
-  async stop(): Promise<void> {
-    if (this.#stopped) return;
+  async stop(report?: (line: string) => void): Promise<void> {
+    await runTeardown(this.teardownSteps(), report ? { report } : {});
+  }
+
+  /** stop() as bounded steps, for a caller that stops more around it (LocalSystem). */
+  teardownSteps(): TeardownStep[] {
+    if (this.#stopped) return [];
     this.#stopped = true;
-    try {
-      await this.kubelet.stop();
-      await this.sandbox.stop?.();
-    } finally {
-      await this.#pods.stop();
-      if (this.#ownsClients) await this.clients.close();
-    }
+    const sandbox = this.sandbox;
+    return [
+      {
+        name: "fake kubelet",
+        // A sandbox set-up in flight (a CNI ADD is killed after 90 s) is waited for.
+        timeoutMs: 100_000,
+        run: () => this.kubelet.stop(),
+        waitingFor: () => this.kubelet.inFlight(),
+      },
+      ...(sandbox.teardownSteps?.() ?? [{ name: "sandbox runtime", timeoutMs: 30_000, run: async () => await sandbox.stop?.() }]),
+      { name: "pod watch", timeoutMs: 10_000, run: () => this.#pods.stop() },
+      ...(this.#ownsClients ? [{ name: "simulation clients", timeoutMs: 10_000, run: () => this.clients.close() }] : []),
+    ];
   }
 
   #fakeMultus(common: { clock: Clock; logger?: Logger }): FakeMultusSandboxes {

@@ -106,6 +106,11 @@ export class AwaitableQueue {
     });
   }
 
+  /** The keys being handled now. */
+  inFlight(): string[] {
+    return this.#queue.processingKeys;
+  }
+
   /** Stops the workers; pending waiters resolve, so nobody hangs on a stopped simulation. */
   async stop(): Promise<void> {
     await this.#queue.shutdown();

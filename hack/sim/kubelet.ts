@@ -94,8 +94,8 @@ export class FakeKubelet {
   readonly #log: Logger | undefined;
   readonly #queue: AwaitableQueue;
   readonly #states = new Map<string, PodState>();
-  /** Tear-downs in flight, so that stop() waits for them. */
-  readonly #tearDowns = new Set<Promise<void>>();
+  /** Tear-downs in flight, by pod key, so that stop() waits for them. */
+  readonly #tearDowns = new Map<Promise<void>, string>();
   #unsubscribe: (() => void) | undefined;
   #heartbeat: Timer | undefined;
   #beating = false;
@@ -134,7 +134,15 @@ export class FakeKubelet {
     this.#heartbeat = undefined;
     for (const state of this.#states.values()) state.deletion?.timer.cancel();
     await this.#queue.stop();
-    await Promise.all(this.#tearDowns);
+    await Promise.all(this.#tearDowns.keys());
+  }
+
+  /** What a stop waits for: pods being reconciled (a sandbox set-up, a status write) and sandbox tear-downs. */
+  inFlight(): string[] {
+    return [
+      ...this.#queue.inFlight().map((key) => `reconcile of pod ${key}`),
+      ...[...this.#tearDowns.values()].map((key) => `sandbox tear-down of pod ${key}`),
+    ];
   }
 
   /** Pods of nodes added after start() are picked up on their next event; this catches the ones already there. */
@@ -280,7 +288,7 @@ export class FakeKubelet {
       .then(() => this.#options.sandbox.tearDownSandbox(pod, { removed }))
       .catch((error: unknown) => this.#log?.error({ key: podKey(pod), err: error }, "sandbox tear-down failed"));
     state.tornDown = tearDown;
-    this.#tearDowns.add(tearDown);
+    this.#tearDowns.set(tearDown, podKey(pod));
     void tearDown.finally(() => this.#tearDowns.delete(tearDown));
     return tearDown;
   }

@@ -10,6 +10,7 @@ import { IpamError, parseNetworkConfig, type IpamAllocator, type IpamConfig } fr
 import { podKey, type Logger, type PodJson } from "./kube.ts";
 import type { FakeMultus } from "./multus.ts";
 import type { SimNode } from "./nodes.ts";
+import type { TeardownStep } from "../teardown.ts";
 
 /**
  * The kubelet calls, for one pod, setUpSandbox until it resolves with
@@ -41,6 +42,12 @@ export interface SandboxRuntime {
   addNodes?(nodes: SimNode[]): Promise<void>;
   /** After the kubelet stopped: whatever the runtime still holds goes. */
   stop?(): Promise<void>;
+  /**
+   * The same stop as named steps, each with its bound (see hack/teardown.ts),
+   * for a runtime whose stop can hang on something outside this process
+   * (a CNI plugin, `ip netns delete`); stop() then runs these.
+   */
+  teardownSteps?(): TeardownStep[];
 }
 
 export type FakeMultusSandboxesOptions = {

@@ -15,6 +15,7 @@ import { makeClients, type KubeClients } from "../../common/kube/client.ts";
 import { createRootLogger } from "../../common/log.ts";
 import { LocalSystem, type LocalSystemOptions } from "../../hack/local-system.ts";
 import { realNetworkingAvailable } from "../helpers/real-network.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 export type E2eEnvironment = {
   clients: KubeClients;
@@ -38,7 +39,7 @@ export async function openEnvironment(t: Test, options: LocalSystemOptions = {})
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(kubeconfig);
     const clients = makeClients(kubeConfig, { userAgent: "netservice-e2e/0.1.0" });
-    t.teardown(() => clients.close());
+    boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
     return { clients, applier: new Applier(clients.http, { fieldManager: "netservice-e2e" }) };
   }
   const network = e2eNetwork();

@@ -2,9 +2,10 @@
 // tests end, pass or fail.
 import type { Test } from "tap";
 import { ControlPlane, type ControlPlaneOptions } from "../../hack/cluster/control-plane.ts";
+import { boundedTeardown } from "./teardown.ts";
 
 export async function startControlPlane(t: Test, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const plane = await ControlPlane.start({ report: (line) => t.comment(line), ...options });
-  t.teardown(() => plane.stop());
+  boundedTeardown(t, { name: "control plane", timeoutMs: 60_000, run: () => plane.stop() });
   return plane;
 }

@@ -26,6 +26,7 @@ import {
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { applyNamespaces, applyNodes, getObject, netServiceObject } from "../helpers/objects.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "..", "..");
 const systemNamespace = "netservice-system";
@@ -34,7 +35,7 @@ const wait = { timeoutMs: 60_000, intervalMs: 200 };
 
 const plane = await startControlPlane(t);
 const clients = makeClients(loadKubeConfig({ kubeconfig: plane.kubeconfig, env: {} }), { userAgent: "netservice-test/0.1.0" });
-t.teardown(() => clients.close());
+boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
 const { http } = clients;
 const user = new Applier(http, { fieldManager: "netservice-test" });
 const logger = createRootLogger({
@@ -63,7 +64,7 @@ function startAggregator(identity: string, options: Partial<AggregatorOptions> =
     logger: logger.child({ name: identity }),
     ...options,
   });
-  t.teardown(() => aggregator.stop());
+  boundedTeardown(t, { name: "aggregator", timeoutMs: 30_000, run: () => aggregator.stop() });
   return aggregator;
 }
 

@@ -16,6 +16,7 @@ import { ensureBinaries, repoRoot } from "../../hack/cluster/binaries.ts";
 import { loadManifests } from "../../hack/manifests.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const run = promisify(execFile);
 const deployDir = path.join(repoRoot, "deploy");
@@ -100,7 +101,7 @@ t.test("on a real API server", async (t) => {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfig);
   const clients = makeClients(kubeConfig, { userAgent: "netservice-test/0.1.0" });
-  t.teardown(() => clients.close());
+  boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
   const resolver = new ResourceResolver(clients.http);
   const kubectlOn = (...args: string[]) => run(kubectl, ["--kubeconfig", plane.kubeconfig, ...args], { maxBuffer: 64 * 1024 * 1024 });
 

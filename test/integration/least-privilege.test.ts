@@ -18,6 +18,7 @@ import { attachmentAddresses, endpointsByIp, endpointsOf, listPods, sorted } fro
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const run = promisify(execFile);
 const systemNamespace = "netservice-system";
@@ -26,7 +27,7 @@ const demo = path.join(repoRoot, "hack", "demo");
 const plane = await startControlPlane(t);
 await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
 const admin = clientsFor(plane.kubeconfig);
-t.teardown(() => admin.close());
+boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(plane.kubeconfig);
 const sim = new SimulatedCluster({ kubeConfig, clients: admin });
@@ -48,10 +49,7 @@ for (const node of nodes) {
   const clients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-agent", podRef(pod)), "netservice-agent/test");
   const agent = new NodeAgent(node.name, clients, { systemNamespace });
   agents.push(agent);
-  t.teardown(async () => {
-    await agent.stop();
-    await clients.close();
-  });
+  boundedTeardown(t, { name: `agent of ${node.name}`, timeoutMs: 30_000, run: () => agent.stop() }, { name: "its clients", timeoutMs: 10_000, run: () => clients.close() });
 }
 
 // The Deployment's pods are created by kube-controller-manager and scheduled onto the simulated nodes.
@@ -62,10 +60,7 @@ const aggregatorPod = await eventually(async () => {
 }, { timeoutMs: 60_000 });
 const aggregatorClients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-aggregator", podRef(aggregatorPod)), "netservice-aggregator/test");
 const aggregator = new Aggregator(aggregatorClients, { identity: aggregatorPod.metadata.name, systemNamespace });
-t.teardown(async () => {
-  await aggregator.stop();
-  await aggregatorClients.close();
-});
+boundedTeardown(t, { name: "aggregator", timeoutMs: 30_000, run: () => aggregator.stop() }, { name: "its clients", timeoutMs: 10_000, run: () => aggregatorClients.close() });
 
 t.test("with only their own permissions, the agents and the aggregator publish the seed samples", async (t) => {
   // The report CRD was installed a moment ago: until its watch cache is initialized the API server answers

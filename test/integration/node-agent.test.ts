@@ -19,6 +19,7 @@ import { applyManifests, loadManifests } from "../../hack/manifests.ts";
 import { NodeAgent, netServiceInformer, type NetServiceSource, type NodeAgentOptions } from "../../node-agent/agent.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 import {
   applyNamespaces,
   applyNodes,
@@ -42,7 +43,7 @@ const samples = (JSON.parse(await readFile(samplesFile, "utf8")) as { cases: Sam
 
 const plane = await startControlPlane(t);
 const clients = makeClients(loadKubeConfig({ kubeconfig: plane.kubeconfig, env: {} }), { userAgent: "netservice-test/0.1.0" });
-t.teardown(() => clients.close());
+boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
 const { http } = clients;
 const applier = new Applier(http, { fieldManager: "netservice-test" });
 const logger = createRootLogger({
@@ -121,7 +122,7 @@ async function events(namespace: string, podName: string, reason: string) {
 
 function agentFor(nodeName: string, options: NodeAgentOptions = {}): NodeAgent {
   const agent = new NodeAgent(nodeName, clients, { systemNamespace, debounceMs: 200, verifyPeriodMs: 0, logger, ...options });
-  t.teardown(() => agent.stop());
+  boundedTeardown(t, { name: "agent", timeoutMs: 30_000, run: () => agent.stop() });
   return agent;
 }
 
@@ -316,7 +317,7 @@ t.test("a restarted agent converges on what changed while it was down", async (t
 
 t.test("agents share one NetService watch; each reports only its node's pods", async (t) => {
   const netServices = netServiceInformer(http, { logger }).start();
-  t.teardown(() => netServices.stop());
+  boundedTeardown(t, { name: "NetService watch", timeoutMs: 10_000, run: () => netServices.stop() });
   // One object the API server would not accept today (stored under an older
   // schema, say): the agent must skip it and publish the rest.
   // It would select the other node's pod on its network if it were valid.

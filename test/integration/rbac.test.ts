@@ -14,6 +14,7 @@ import { repoRoot } from "../../hack/cluster/binaries.ts";
 import { loadManifests } from "../../hack/manifests.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const run = promisify(execFile);
 const systemNamespace = "netservice-system";
@@ -26,7 +27,7 @@ const plane = await startControlPlane(t, {
   extraFlags: { "kube-apiserver": ["--enable-admission-plugins=OwnerReferencesPermissionEnforcement"] },
 });
 const admin = clientsFor(plane.kubeconfig);
-t.teardown(() => admin.close());
+boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
 await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
 
 const manifests = await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml"));
@@ -38,7 +39,7 @@ const aggregatorPod = await createPodFrom("Deployment", "netservice-aggregator",
 const agent = clientsFor(plane.kubeconfig, await podBoundToken("netservice-agent", agentPod));
 const unboundAgent = clientsFor(plane.kubeconfig, await token("netservice-agent"));
 const aggregator = clientsFor(plane.kubeconfig, await podBoundToken("netservice-aggregator", aggregatorPod));
-t.teardown(() => Promise.all([agent.close(), unboundAgent.close(), aggregator.close()]));
+boundedTeardown(t, { name: "the identities' clients", timeoutMs: 10_000, run: async () => void (await Promise.all([agent.close(), unboundAgent.close(), aggregator.close()])) });
 const asAgent = new Applier(agent.http, { fieldManager: "netservice-agent" });
 const asAggregator = new Applier(aggregator.http, { fieldManager: "netservice-aggregator" });
 

@@ -12,6 +12,7 @@ import { SimulatedCluster } from "../../hack/sim/cluster.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { KubeConfig } from "@kubernetes/client-node";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const demo = path.resolve(import.meta.dirname, "..", "..", "hack", "demo");
 
@@ -24,9 +25,13 @@ const plane = await startControlPlane(t);
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(plane.kubeconfig);
 const clients = makeClients(kubeConfig, { userAgent: "netservice-test/0.1.0" });
-t.teardown(() => clients.close());
+boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
 const applier = new Applier(clients.http, { fieldManager: "netservice-test" });
-const sim = new SimulatedCluster({ kubeConfig, clients });
+// Pods stop within 2 s of their deletion: the tests here are about the
+// controllers, and a 30 s grace period on top of the garbage collector's own
+// backoff (it retries a dependent whose owner is still in its graph with
+// exponential backoff) once left a pod behind the 60 s limit on a fresh machine.
+const sim = new SimulatedCluster({ kubeConfig, clients, maxGracePeriodMs: 2000 });
 t.teardown(() => sim.stop());
 await sim.start();
 await sim.addNodes(3);
@@ -91,10 +96,14 @@ t.test("kube-controller-manager publishes a selector Service's endpoints", async
 t.test("deleting an owner garbage-collects its dependents", async (t) => {
   await clients.http.request({ method: "DELETE", path: "/apis/apps/v1/namespaces/default/deployments/utils", body: { propagationPolicy: "Background" } });
   await eventually(async () => {
-    const sets = await clients.http.request<{ items: unknown[] }>({ method: "GET", path: "/apis/apps/v1/namespaces/default/replicasets" });
-    const pods = await clients.http.request<{ items: unknown[] }>({ method: "GET", path: "/api/v1/namespaces/default/pods" });
-    expect(sets.items.length === 0 && pods.items.length === 0, `${sets.items.length} replicasets, ${pods.items.length} pods left`);
-  }, { timeoutMs: 60_000 });
+    const sets = await clients.http.request<{ items: KubeObject[] }>({ method: "GET", path: "/apis/apps/v1/namespaces/default/replicasets" });
+    const pods = await clients.http.request<{ items: Pod[] }>({ method: "GET", path: "/api/v1/namespaces/default/pods" });
+    // What is left, as a reader of a failure needs it: who owns it, whether its deletion has started, where it runs.
+    const left = pods.items.map((pod) => `${pod.metadata?.name} (${pod.status?.phase} on ${pod.spec.nodeName ?? "no node"}, ` +
+      `owner ${pod.metadata?.ownerReferences?.map((o) => `${o.kind}/${o.name}`).join(",") || "none"}, ` +
+      `${pod.metadata?.deletionTimestamp ? `deleted at ${pod.metadata.deletionTimestamp}` : "not deleted"})`);
+    expect(sets.items.length === 0 && pods.items.length === 0, `${sets.items.length} replicasets, ${pods.items.length} pods left: ${left.join("; ")}`);
+  }, { timeoutMs: 120_000 });
   t.pass("replica set and pods are gone");
 });
 

@@ -17,6 +17,7 @@ import { CoreDns } from "../../hack/realnet/coredns.ts";
 import { RealNetwork } from "../../hack/realnet/network.ts";
 import { SimulatedCluster } from "../../hack/sim/cluster.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
+import { runTeardown } from "../../hack/teardown.ts";
 import {
   addressesOn, dnsAt, ipamAllocations, networkStatus, ping, realNetworkingAvailable, routeDevice, runningPods, sorted, tcpConnect,
 } from "../helpers/real-network.ts";
@@ -41,14 +42,11 @@ async function main() {
   });
   let dns: CoreDns | undefined;
   // In this order: CNI DEL needs Multus' API server until the last sandbox is gone.
-  t.teardown(async () => {
-    await dns?.stop();
-    try {
-      await cluster.stop();
-    } finally {
-      await plane.stop();
-    }
-  });
+  t.teardown(() => runTeardown([
+    { name: "DNS (CoreDNS)", timeoutMs: 10_000, run: async () => await dns?.stop() },
+    ...cluster.teardownSteps(),
+    { name: "control plane", timeoutMs: 60_000, run: () => plane.stop() },
+  ], { report: (line) => t.comment(line) }));
   await cluster.start();
   await cluster.addNodes(3);
   dns = await CoreDns.start({ binary: network.binaries.coredns, kubeconfig: plane.kubeconfig, dir: network.scope.dir });

@@ -26,6 +26,8 @@ import { ControlPlane } from "../../../hack/cluster/control-plane.ts";
 import { repoRoot } from "../../../hack/local-system.ts";
 import { applyManifests, loadManifests } from "../../../hack/manifests.ts";
 import { SimulatedCluster } from "../../../hack/sim/cluster.ts";
+import { runTeardown } from "../../../hack/teardown.ts";
+import { boundedTeardown } from "../../helpers/teardown.ts";
 import { AuditLog, auditPolicy } from "./audit.ts";
 import { Checker } from "./checker.ts";
 import { Churn, type ChurnOptions } from "./churn.ts";
@@ -119,11 +121,11 @@ export class FaultEnvironment {
         ...(options.controllerManagerFlags ? { "kube-controller-manager": options.controllerManagerFlags } : {}),
       },
     });
-    t.teardown(() => plane.stop());
+    boundedTeardown(t, { name: "control plane", timeoutMs: 60_000, run: () => plane.stop() });
     const kubeConfig = new KubeConfig();
     kubeConfig.loadFromFile(plane.kubeconfig);
     const admin = makeClients(kubeConfig, { userAgent: "netservice-faults/0.1.0", maxConnections: 16 });
-    t.teardown(() => admin.close());
+    boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
     const logger = createRootLogger({ env: { LOG_LEVEL: "error", LOG_FORMAT: "text" }, destination: process.stderr });
     const sim = new SimulatedCluster({
       kubeConfig,
@@ -132,7 +134,7 @@ export class FaultEnvironment {
       logger,
       ...(options.nodeHeartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: options.nodeHeartbeatIntervalMs } : {}),
     });
-    t.teardown(() => sim.stop());
+    t.teardown(() => sim.stop((line) => t.comment(line)));
 
     const applier = new Applier(admin.http, { fieldManager: "netservice-faults" });
     const deployed = (await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml")))
@@ -204,9 +206,12 @@ export class FaultEnvironment {
   }
 
   async #stop(): Promise<void> {
-    await Promise.allSettled(this.#churns.map((churn) => churn.stop()));
-    await this.programs.stopAll();
-    await Promise.allSettled(this.#proxies.map((proxy) => proxy.close()));
+    await runTeardown([
+      { name: "churn", timeoutMs: 30_000, run: async () => void (await Promise.allSettled(this.#churns.map((churn) => churn.stop()))) },
+      // Each program gets SIGTERM, then SIGKILL after 10 s.
+      { name: "programs", timeoutMs: 30_000, run: () => this.programs.stopAll(), waitingFor: () => this.programs.running() },
+      { name: "API proxies", timeoutMs: 10_000, run: async () => void (await Promise.allSettled(this.#proxies.map((proxy) => proxy.close()))) },
+    ], { report: (line) => this.#t.comment(line) });
     if (process.env.NETSERVICE_FAULTS_KEEP !== "1") return;
     this.#t.comment(`programs' logs are in ${this.dir}`);
   }

@@ -88,6 +88,11 @@ export class Programs {
     await Promise.allSettled([...this.#running].map((program) => program.stop()));
   }
 
+  /** The programs still running, for a stop that waits: "agent sim-node-1 (pid 1234)". */
+  running(): string[] {
+    return [...this.#running].map((program) => `${program.kind} ${program.name}${program.pid ? ` (pid ${program.pid})` : ""}`);
+  }
+
   /** @internal */
   track(program: Program, running: boolean): void {
     if (running) this.#running.add(program);
