@@ -13,6 +13,7 @@ import { Applier } from "../../common/kube/apply.ts";
 import { makeClients } from "../../common/kube/client.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 import type { SliceJson } from "./support/checker.ts";
 import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import { recordResult, seconds } from "./support/results.ts";
@@ -83,7 +84,7 @@ t.test("a node that lies mid-churn, with its agent's own token: another node's p
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(await env.programs.agentKubeconfig(liar));
   const clients = makeClients(kubeConfig, { userAgent: "netservice-faults-liar/0.1.0" });
-  t.teardown(() => clients.close());
+  boundedTeardown(t, { name: "the liar's clients", timeoutMs: 10_000, run: () => clients.close() });
 
   const reportPath = `/apis/${apiVersion}/namespaces/${env.systemNamespace}/netservicenodereports/${liar}.0`;
   const stored = await env.admin.http.request<KubeObject & { spec: ReportSpec }>({ method: "GET", path: reportPath });

@@ -26,6 +26,7 @@ import type { SliceJson } from "../helpers/aggregator-fixtures.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
+import { boundedTeardown } from "../helpers/teardown.ts";
 
 const run = promisify(execFile);
 const systemNamespace = "netservice-system";
@@ -40,12 +41,12 @@ const plane = await startControlPlane(t, {
 });
 await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
 const admin = clientsFor(plane.kubeconfig);
-t.teardown(() => admin.close());
+boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
 const user = new Applier(admin.http, { fieldManager: "netservice-test" });
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(plane.kubeconfig);
 const sim = new SimulatedCluster({ kubeConfig, clients: admin, heartbeatIntervalMs: 1000, maxGracePeriodMs: 1000 });
-t.teardown(() => sim.stop());
+t.teardown(() => sim.stop((line) => t.comment(line)));
 await sim.start();
 const [up, down] = (await sim.addNodes(2)).map((node) => node.name) as [string, string];
 await applyManifests(user, admin.http, await loadManifests(path.join(repoRoot, "hack", "demo", "networks.yaml")));
@@ -64,7 +65,7 @@ for (const node of [up, down]) {
   });
   const clients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-agent", podRef(pod)), "netservice-agent/test");
   agentClients.set(node, clients);
-  t.teardown(() => clients.close());
+  boundedTeardown(t, { name: `agent clients of ${node}`, timeoutMs: 10_000, run: () => clients.close() });
 }
 const agents = new Map<string, NodeAgent>();
 async function startAgent(node: string): Promise<NodeAgent> {
@@ -73,7 +74,7 @@ async function startAgent(node: string): Promise<NodeAgent> {
   await agent.start();
   return agent;
 }
-t.teardown(() => Promise.all([...agents.values()].map((agent) => agent.stop())));
+boundedTeardown(t, { name: "agents", timeoutMs: 30_000, run: async () => { await Promise.all([...agents.values()].map((agent) => agent.stop())); } });
 await startAgent(up);
 await startAgent(down);
 
@@ -83,11 +84,11 @@ const aggregatorPod = await eventually(async () => {
   return pod!;
 }, { timeoutMs: 60_000 });
 const aggregatorClients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-aggregator", podRef(aggregatorPod)), "netservice-aggregator/test");
-t.teardown(() => aggregatorClients.close());
+boundedTeardown(t, { name: "aggregator clients", timeoutMs: 10_000, run: () => aggregatorClients.close() });
 // Longer than the Node grace period (8 s), so that a powered-off node is caught by its Node first.
 const heartbeatTimeoutMs = 20_000;
 const aggregator = new Aggregator(aggregatorClients, { identity: aggregatorPod.metadata.name, systemNamespace, heartbeatTimeoutMs, logger });
-t.teardown(() => aggregator.stop());
+boundedTeardown(t, { name: "aggregator", timeoutMs: 30_000, run: () => aggregator.stop() });
 await aggregator.start();
 
 await user.apply({ apiVersion, kind: "NetService", metadata: { name: "nfs", namespace: ns }, spec: { netAttachDef: "networks/core", selector: { app: "nf" } } });
