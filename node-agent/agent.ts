@@ -1,15 +1,16 @@
 // The node agent: its node's pods and every NetService in, exactly one report
-// for its node out.
+// for its node (in parts if it must) and a heartbeat out.
 //
 //   new NodeAgent(nodeName, clients, {systemNamespace?, debounceMs = 0, logger?, clock?, netServices?,
 //                 deleteReportOnStop = false, eventRecorder?, retry?, verifyPeriodMs?, flushTimeoutMs?,
-//                 warnings?, onReportWritten?})
+//                 warnings?, onReportWritten?, heartbeatIntervalMs = 10 s, stallAfterMs = 120 s})
 //     start(): Promise<void>   lists and watches; resolves once both caches synced and the first
 //                              recompute published (or found the stored report current)
 //     stop({deleteReport?}): Promise<void>
 //                              stops watching; publishes a pending batch first (bounded by
 //                              flushTimeoutMs); deletes the report only if asked (or deleteReportOnStop)
 //     ready: boolean           both caches synced and not stopping: for a readiness probe
+//     stalled(): string | undefined   why the work queue makes no progress: for a liveness probe
 //     stats: NodeAgentStats    counters for metrics
 //   netServiceInformer(http, {clock?, logger?}): Informer   one cluster-wide NetService watch, to share
 //
@@ -24,7 +25,9 @@
 // report and applies it only when it differs. The stored report is read once
 // at start (so a restarted agent with nothing new writes nothing), then known
 // from the agent's own writes, and read again after a failed write and every
-// verifyPeriodMs (so a report someone deleted or edited comes back).
+// verifyPeriodMs (so a report someone deleted or edited comes back). While
+// healthy, the agent renews its node's heartbeat Lease (heartbeat.ts); the
+// aggregator publishes the node's endpoints not ready once it goes stale.
 import type { V1Pod } from "@kubernetes/client-node";
 import {
   apiVersion,
