@@ -9,8 +9,11 @@
 //
 // Informers run on every replica, so a standby holds warm caches; only the
 // leader runs the work queue and writes. Handlers only turn events into
-// NetService keys (keys.ts); a reconcile reads the caches, plans with pure
-// functions (plan.ts) and carries the plan out.
+// NetService keys (keys.ts); a reconcile reads the caches, keeps only the
+// report entries whose pods run on the reporting node (pod-placement.ts),
+// merges them with each node's health (node-liveness.ts: a NotReady or
+// unreachable Node, or a stale agent heartbeat, publishes its endpoints not
+// ready), plans with pure functions (plan.ts) and carries the plan out.
 import type { V1Service } from "@kubernetes/client-node";
 import {
   aggregatorFieldManager,
