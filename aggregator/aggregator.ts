@@ -9,8 +9,11 @@
 //
 // Informers run on every replica, so a standby holds warm caches; only the
 // leader runs the work queue and writes. Handlers only turn events into
-// NetService keys (keys.ts); a reconcile reads the caches, plans with pure
-// functions (plan.ts) and carries the plan out.
+// NetService keys (keys.ts); a reconcile reads the caches, keeps only the
+// report entries whose pods run on the reporting node (pod-placement.ts),
+// merges them with each node's health (node-liveness.ts: a NotReady or
+// unreachable Node, or a stale agent heartbeat, publishes its endpoints not
+// ready), plans with pure functions (plan.ts) and carries the plan out.
 import type { V1Service } from "@kubernetes/client-node";
 import {
   aggregatorFieldManager,
@@ -36,7 +39,7 @@ import {
 import { serviceRepairPatch } from "../common/desired-services.ts";
 import { Applier } from "../common/kube/apply.ts";
 import type { KubeClients } from "../common/kube/client.ts";
-import { realClock, type Clock } from "../common/kube/clock.ts";
+import { realClock, type Clock, type Timer } from "../common/kube/clock.ts";
 import { isConflict, type KubeHttp } from "../common/kube/http.ts";
 import { Informer } from "../common/kube/informer.ts";
 import { LeaderElector } from "../common/kube/leader.ts";
@@ -44,9 +47,11 @@ import { objectKey, type KubeObject } from "../common/kube/object.ts";
 import { resourcePath } from "../common/kube/resources.ts";
 import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
-import { mergeReports, type MergedNetService } from "../common/merge.ts";
-import { isRefusal, LeadershipLostError } from "./errors.ts";
-import { EventLimiter, EventRecorder, readyTransitionEvent } from "./events.ts";
+import { mergeReports, type MergedNetService, type NodeLookup, type NodeProblem, type NodeReport } from "../common/merge.ts";
+import { isNamespaceTerminating, isRefusal, LeadershipLostError } from "./errors.ts";
+import { EventLimiter, EventRecorder, nodesTransitionEvent, readyTransitionEvent } from "./events.ts";
+import { NodeLiveness, slimHeartbeat, slimNode, type HeartbeatView, type NodeView } from "./node-liveness.ts";
+import { ReportVerifier, type RejectedEndpoint } from "./pod-placement.ts";
 import { countsOnly, Pacer } from "./pacing.ts";
 import { Expectations, type CacheView, type ObjectRef } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
@@ -95,6 +100,18 @@ export interface AggregatorOptions {
   minWriteIntervalMs?: number;
   /** At most one event per NetService and reason in this window. Default 5 min. */
   eventWindowMs?: number;
+  /**
+   * A node whose agent has not renewed its heartbeat Lease for this long has its endpoints published
+   * not ready (node-liveness.ts). Default 40 s; 0 ignores heartbeats (the Node's own readiness still counts).
+   */
+  heartbeatTimeoutMs?: number;
+  /** How often heartbeats are checked for staleness. Default 1 s. */
+  livenessCheckMs?: number;
+  /**
+   * Publish a reported pod only once the API server confirms it runs on the reporting node (pod-placement.ts).
+   * Default true; false only for tests that feed hand-written reports of pods that do not exist.
+   */
+  verifyPodPlacement?: boolean;
   /** Called after every reconcile (for a duration histogram). */
   onReconciled?: (event: Reconciled) => void;
   /** Passed to every informer (tests shorten them). */
@@ -116,6 +133,12 @@ export type AggregatorMetrics = {
   queueDelayed: number;
   /** Pods in the Endpoints of every NetService, ready and not ready (a pod with several addresses counts once). */
   endpointsPublished: { ready: number; notReady: number };
+  /** Nodes whose endpoints are published not serving, by why (node-liveness.ts). */
+  unhealthyNodes: { problem: NodeProblem; count: number }[];
+  /** Reported endpoints not published: the pod runs on another node than the one reporting it, or does not exist (counted once per node and pod). */
+  rejectedEndpoints: { otherNode: number; notFound: number };
+  /** GETs of pods to check where they run: at most one per pod lifetime. */
+  podReads: number;
 };
 
 /** One finished reconcile. */
@@ -123,12 +146,17 @@ export type Reconciled = { key: string; queuedMs: number; workMs: number; failed
 
 type Term = { queue: WorkQueue; signal: AbortSignal };
 
+/** What start() and stop() need of an informer, whatever it caches. */
+type SyncedSource = { start(): unknown; stop(): Promise<void>; readonly synced: Promise<void>; readonly hasSynced: boolean };
+
 type ExecuteOutcome = {
   refused: StatusProblem[];
   /** The first failure a retry should fix; the status waits for a pass that completes. */
   retry?: unknown;
   /** A create found the name taken by an object the caches do not hold; plan again with it known. */
   discoveredTaken: boolean;
+  /** The namespace is being deleted: the NetService goes with it, nothing more to do. */
+  namespaceTerminating?: boolean;
 };
 
 type NetServiceObject = KubeObject & { status?: Partial<NetServiceStatus> };
@@ -153,9 +181,15 @@ export class Aggregator {
 
   private readonly netServices: Informer<NetServiceObject>;
   private readonly reports: Informer<CachedReport>;
-  private readonly nodes: Informer<KubeObject>;
+  private readonly nodes: Informer<NodeView>;
+  private readonly heartbeats: Informer<HeartbeatView>;
+  private readonly liveness: NodeLiveness;
+  private readonly livenessCheckMs: number;
+  private livenessTimer: Timer | undefined;
+  /** Checks that reported pods run on the reporting node (pod-placement.ts); undefined: trust the reports. */
+  private readonly verifier: ReportVerifier | undefined;
   private readonly owned: Record<OwnedKind, Informer<KubeObject>>;
-  private readonly informers: Informer<KubeObject>[];
+  private readonly informers: SyncedSource[];
   /** What each NetService's last reconcile published, for the endpoints gauge. */
   private readonly published = new Map<string, { ready: number; notReady: number }>();
 
@@ -165,7 +199,6 @@ export class Aggregator {
     Endpoints: new OwnerIndex(),
     EndpointSlice: new OwnerIndex(),
   };
-  private readonly liveNodes = new Set<string>();
   private readonly expectations: Expectations;
   /** Objects found (by a refused create) to hold a name we need, which the label-selected caches do not show. */
   private readonly taken = new Map<string, { object: KubeObject; until: number; wantedBy: string }>();
@@ -228,16 +261,20 @@ export class Aggregator {
       path: resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace }),
       transform: parseReport,
     });
-    // Only a node's existence matters: keep its name, not its status.
-    this.nodes = new Informer<KubeObject>({
+    // Of a Node, only what decides whether its endpoints serve, and its zone (node-liveness.ts).
+    this.nodes = new Informer<NodeView>({ ...common, path: "/api/v1/nodes", transform: slimNode });
+    this.heartbeats = new Informer<HeartbeatView>({
       ...common,
-      path: "/api/v1/nodes",
-      transform: (node) => ({
-        apiVersion: node.apiVersion,
-        kind: node.kind,
-        metadata: { name: node.metadata?.name, uid: node.metadata?.uid, resourceVersion: node.metadata?.resourceVersion },
-      }),
+      path: resourcePath({ apiVersion: "coordination.k8s.io/v1", plural: "leases", namespace: this.systemNamespace }),
+      labelSelector: `${labels.agentHeartbeat}=true`,
+      transform: slimHeartbeat,
     });
+    this.liveness = new NodeLiveness({ heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 40_000, startedAt: this.clock.now() });
+    this.livenessCheckMs = options.livenessCheckMs ?? 1000;
+    this.verifier =
+      options.verifyPodPlacement === false
+        ? undefined
+        : new ReportVerifier({ http: clients.http, now: () => this.clock.now(), podUids: () => this.reportIndex.podUids() });
     // Kubernetes copies a Service's labels to the Endpoints and EndpointSlices
     // it makes for it, so the template Service's own objects carry our label
     // too: the second label picks out the ones the aggregator writes.
@@ -254,7 +291,7 @@ export class Aggregator {
         labelSelector: `${labels.netService},${labels.managedBy}=${sliceManagedBy}`,
       }),
     };
-    this.informers = [this.netServices, this.reports, this.nodes, ...Object.values(this.owned)];
+    this.informers = [this.netServices, this.reports, this.nodes, this.heartbeats, ...Object.values(this.owned)];
     this.registerHandlers();
   }
 
@@ -287,6 +324,9 @@ export class Aggregator {
       queueDepth: this.term?.queue.depth ?? 0,
       queueDelayed: this.term?.queue.delayed ?? 0,
       endpointsPublished: this.endpointsPublished(),
+      unhealthyNodes: countProblems(this.liveness.unhealthy(this.clock.now())),
+      rejectedEndpoints: { ...(this.verifier?.counts ?? { otherNode: 0, notFound: 0 }) },
+      podReads: this.verifier?.reads ?? 0,
     };
   }
 
@@ -313,6 +353,7 @@ export class Aggregator {
       "caches synced",
     );
     if (this.stopController.signal.aborted) return;
+    this.scheduleLivenessCheck();
     if (!this.leaderElection) {
       this.running = this.lead(this.stopController.signal);
       return;
@@ -336,6 +377,7 @@ export class Aggregator {
   /** Stops writing at once, releases the lease (so the other replica takes over without waiting), stops the informers. */
   async stop(): Promise<void> {
     this.stopController.abort();
+    this.livenessTimer?.cancel();
     await this.elector?.stop();
     await this.running;
     await Promise.all(this.informers.map((informer) => informer.stop()));
@@ -349,13 +391,17 @@ export class Aggregator {
     this.reports.onChange((event) => {
       const report = event.type === "delete" ? undefined : event.object;
       if (report?.invalid) this.log.warn({ report: event.key, problems: report.invalid }, "ignoring a report that does not parse");
-      for (const key of this.reportIndex.update(event.key, report?.spec)) this.enqueue(key);
+      for (const key of this.reportIndex.update(event.key, report?.spec, report ? nodeOwnerUid(report) : undefined)) this.enqueue(key);
     });
     this.nodes.onChange((event) => {
-      if (event.type === "update") return;
-      if (event.type === "add") this.liveNodes.add(event.key);
-      else this.liveNodes.delete(event.key);
-      for (const key of this.reportIndex.netServiceKeysOfNode(event.key)) this.enqueue(key);
+      if (this.liveness.node(event.key, event.type === "delete" ? undefined : event.object, this.clock.now())) {
+        this.enqueueNode(event.key);
+      }
+    });
+    this.heartbeats.onChange((event) => {
+      if (this.liveness.heartbeat(event.key, event.type === "delete" ? undefined : event.object, this.clock.now())) {
+        this.enqueueNode(event.key);
+      }
     });
     for (const kind of ownedKinds) {
       this.owned[kind].onChange((event) => {
@@ -377,6 +423,46 @@ export class Aggregator {
 
   private enqueue(key: string): void {
     this.term?.queue.add(key);
+  }
+
+  /** The NetServices with endpoints on a node whose health or existence changed. */
+  private enqueueNode(nodeName: string): void {
+    for (const key of this.reportIndex.netServiceKeysOfNode(nodeName)) this.enqueue(key);
+  }
+
+  /** Heartbeats go stale with time alone, with no event to say so: look every livenessCheckMs. */
+  private scheduleLivenessCheck(): void {
+    if (this.stopController.signal.aborted) return;
+    this.livenessTimer = this.clock.setTimer(() => {
+      for (const nodeName of this.liveness.expire(this.clock.now())) {
+        const health = this.liveness.health(nodeName, this.clock.now());
+        this.log.info({ node: nodeName, serving: health?.serving, problem: health?.problem }, "node health changed");
+        this.enqueueNode(nodeName);
+      }
+      this.scheduleLivenessCheck();
+    }, this.livenessCheckMs);
+  }
+
+  /**
+   * The reports with every endpoint removed whose pod does not run on the
+   * node reporting it (pod-placement.ts): one GET per pod the aggregator has
+   * not seen before, none for a pod it has. A pod on another node is a
+   * forgery (or a bug) worth a Warning Event; a pod that no longer exists is
+   * the ordinary lag of a report behind a deletion.
+   */
+  private async trustedReports(netService: NetService, reports: NodeReport[], term: Term, log: Logger): Promise<NodeReport[]> {
+    if (!this.verifier) return reports;
+    const { trusted, forged } = await this.verifier.verify(reports, term.signal);
+    if (forged.length > 0) {
+      log.warn({ forged: forged.slice(0, 10) }, "dropped endpoints that a node reported for pods running on another node");
+      const { namespace, name, uid } = netService.metadata;
+      await this.events.record({ apiVersion, kind: netServiceKind, namespace, name, uid }, "Warning", "ForgedEndpoints", describeForged(forged), term.signal);
+    }
+    return trusted;
+  }
+
+  private nodeLookup(now: number): NodeLookup {
+    return { get: (nodeName) => this.liveness.health(nodeName, now), size: this.nodes.size };
   }
 
   private forget(key: string): void {
@@ -471,7 +557,9 @@ export class Aggregator {
       term.queue.addAfter(key, writeWaitMs);
       return;
     }
-    const merged = mergeReports(netService, this.reportIndex.reportsFor(key), this.liveNodes);
+    const reports = await this.trustedReports(netService, this.reportIndex.reportsFor(key), term, log);
+    const now = this.clock.now();
+    const merged = mergeReports(netService, reports, this.nodeLookup(now), now);
 
     let plan = planNetService(netService, merged, this.observe(netService));
     let outcome = await this.execute(netService, plan.actions, term, log);
@@ -480,6 +568,7 @@ export class Aggregator {
       outcome = await this.execute(netService, plan.actions, term, log);
     }
     if (plan.actions.length > 0) this.writePacer.wrote(key, this.clock.now());
+    if (outcome.namespaceTerminating) return;
     if (outcome.retry !== undefined) throw outcome.retry;
     if (this.sweeps.due(key, this.clock.now())) {
       await this.sweepKubeSlices(netService, term, log);
@@ -570,7 +659,10 @@ export class Aggregator {
       }
     } catch (err) {
       if (err instanceof LeadershipLostError || term.signal.aborted) throw new LeadershipLostError();
-      if (isRefusal(err)) {
+      if (isNamespaceTerminating(err)) {
+        log.debug({ kind: action.kind, object: name }, "the namespace is being deleted; nothing to write");
+        outcome.namespaceTerminating = true;
+      } else if (isRefusal(err)) {
         log.warn({ err, kind: action.kind, object: name, verb: action.verb }, "the API server refused a write");
         outcome.refused.push({
           reason: netServiceConditionReasons.applyFailed,
@@ -755,16 +847,14 @@ export class Aggregator {
     this.statusPacer.wrote(key, this.clock.now());
     this.expectations.written(key, { kind: netServiceKind, key }, stored.metadata?.resourceVersion, this.clock.now());
     const [ready] = status.conditions;
-    const event = ready ? readyTransitionEvent(previous?.conditions, ready) : undefined;
     if (ready) log.debug({ status: ready.status, reason: ready.reason }, "status written");
-    if (event) {
-      await this.events.record(
-        { apiVersion, kind: netServiceKind, namespace, name, uid },
-        event.type,
-        event.reason,
-        event.note,
-        term.signal,
-      );
+    const events = [
+      ready ? readyTransitionEvent(previous?.conditions, ready) : undefined,
+      nodesTransitionEvent(previous?.conditions, status.conditions),
+    ];
+    for (const event of events) {
+      if (!event) continue;
+      await this.events.record({ apiVersion, kind: netServiceKind, namespace, name, uid }, event.type, event.reason, event.note, term.signal);
     }
   }
 
@@ -795,6 +885,25 @@ function hasSelectorByHand(service: KubeObject, ownerKey: string): boolean {
     netServiceKey(namespace ?? "", name ?? "") === ownerKey &&
     Object.keys((service as V1Service).spec?.selector ?? {}).length > 0
   );
+}
+
+/** The uid of the Node a report names as its owner. */
+function nodeOwnerUid(report: KubeObject): string | undefined {
+  return report.metadata?.ownerReferences?.find((ref) => ref.kind === "Node" && ref.apiVersion === "v1")?.uid;
+}
+
+function describeForged(forged: RejectedEndpoint[]): string {
+  const shown = forged
+    .slice(0, 5)
+    .map((each) => `node ${each.reportingNode} reported pod ${each.pod.namespace}/${each.pod.name}, which runs on node ${each.runsOn}`);
+  const more = forged.length > shown.length ? `, and ${forged.length - shown.length} more` : "";
+  return `${shown.join("; ")}${more}; not published. A node's agent may publish only its own node's pods: check that node's netservice-agent`;
+}
+
+function countProblems(nodes: { problem: NodeProblem }[]): { problem: NodeProblem; count: number }[] {
+  const counts = new Map<NodeProblem, number>();
+  for (const { problem } of nodes) counts.set(problem, (counts.get(problem) ?? 0) + 1);
+  return [...counts].map(([problem, count]) => ({ problem, count }));
 }
 
 function errorMessage(err: unknown): string {

@@ -21,6 +21,8 @@ export interface AggregatorConfig {
   minWriteIntervalMs: number;
   /** Port of /healthz, /readyz and /metrics; 0 serves none. */
   metricsPort: number;
+  /** AggregatorOptions.heartbeatTimeoutMs. */
+  heartbeatTimeoutMs: number;
 }
 
 export type ParsedCommandLine = { help: true } | { help: false; config: AggregatorConfig };
@@ -46,6 +48,10 @@ Options:
   --min-write-interval-ms MS
                             write a NetService's Endpoints and EndpointSlices at most this often; a
                             change after a quiet interval goes at once (default 0: every change at once)
+  --agent-heartbeat-timeout-seconds S
+                            publish a node's endpoints not ready once its agent has not renewed its
+                            heartbeat Lease for this long (default 40; 0 ignores heartbeats, leaving only
+                            the Node's own Ready condition and unreachable taint)
   --metrics-port PORT       serve /healthz, /readyz and /metrics on this port; 0 disables (default 8080)
   -h, --help                show this help
 
@@ -74,6 +80,7 @@ export function parseCommandLine(
         "status-counts-interval-ms": { type: "string" },
         "min-write-interval-ms": { type: "string" },
         "metrics-port": { type: "string" },
+        "agent-heartbeat-timeout-seconds": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -108,6 +115,7 @@ export function parseCommandLine(
       statusCountsIntervalMs: integerOption("--status-counts-interval-ms", values["status-counts-interval-ms"], 1000, 0, 600_000),
       minWriteIntervalMs: integerOption("--min-write-interval-ms", values["min-write-interval-ms"], 0, 0, 60_000),
       metricsPort: integerOption("--metrics-port", values["metrics-port"], 8080, 0, 65_535),
+      heartbeatTimeoutMs: 1000 * integerOption("--agent-heartbeat-timeout-seconds", values["agent-heartbeat-timeout-seconds"], 40, 0, 3600),
     },
   };
 }

@@ -11,6 +11,17 @@ export class LeadershipLostError extends Error {
 }
 
 /**
+ * A create refused because the namespace is being deleted: the NetService
+ * goes with it, so this is no failure for the user to fix (no ApplyFailed,
+ * no Warning Event) and no reason to retry.
+ */
+export function isNamespaceTerminating(err: unknown): boolean {
+  if (!(err instanceof KubeApiError) || err.code !== 403) return false;
+  const causes = (err.status?.details as { causes?: { type?: string }[] } | undefined)?.causes ?? [];
+  return causes.some((cause) => cause.type === "NamespaceTerminating") || /because it is being terminated/.test(err.message);
+}
+
+/**
  * Whether the API server refused a write for a reason a retry alone cannot
  * fix (invalid object, forbidden by RBAC or admission, quota): reported as
  * ApplyFailed with the server's message. Everything else is retried with
@@ -20,6 +31,7 @@ export class LeadershipLostError extends Error {
  * are the server's own trouble, and no code at all is the network's.
  */
 export function isRefusal(err: unknown): boolean {
+  if (isNamespaceTerminating(err)) return false;
   const code = statusCode(err);
   if (code === undefined || code < 400 || code >= 500) return false;
   if (code === 404 || code === 409 || code === 429) return false;

@@ -2,7 +2,7 @@
 // and at most one per NetService and reason per window, so a flapping
 // condition cannot flood the API server or the user's `kubectl describe`.
 import { netServiceConditionReasons } from "../common/api.ts";
-import { readyConditionType, type Condition } from "../common/desired-status.ts";
+import { nodesHealthyConditionType, readyConditionType, type Condition } from "../common/desired-status.ts";
 import type { Clock } from "../common/kube/clock.ts";
 import type { KubeHttp } from "../common/kube/http.ts";
 import { resourcePath } from "../common/kube/resources.ts";
@@ -21,6 +21,24 @@ export function readyTransitionEvent(
   if (before && before.status === next.status && before.reason === next.reason) return undefined;
   const normal: string[] = [netServiceConditionReasons.ready, netServiceConditionReasons.noMatchingPods];
   return { type: normal.includes(next.reason) ? "Normal" : "Warning", reason: next.reason, note: next.message };
+}
+
+/**
+ * A Warning when nodes with endpoints of the NetService stop serving (or the
+ * set of such nodes changes), a Normal event when they all serve again.
+ */
+export function nodesTransitionEvent(
+  previous: readonly Condition[] | undefined,
+  next: readonly Condition[],
+): { type: EventType; reason: string; note: string } | undefined {
+  const before = previous?.find((condition) => condition.type === nodesHealthyConditionType);
+  const after = next.find((condition) => condition.type === nodesHealthyConditionType);
+  if (!after) return undefined;
+  if (after.status === "True") {
+    return before?.status === "False" ? { type: "Normal", reason: after.reason, note: after.message } : undefined;
+  }
+  if (before?.status === after.status && before.message === after.message) return undefined;
+  return { type: "Warning", reason: after.reason, note: after.message };
 }
 
 export class EventLimiter {

@@ -54,6 +54,7 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     workers: config.workers,
     statusCountsIntervalMs: config.statusCountsIntervalMs,
     minWriteIntervalMs: config.minWriteIntervalMs,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     logger: log,
     onReconciled: metrics.reconciled,
   });

@@ -73,6 +73,30 @@ export function aggregatorMetrics(aggregator: () => ProbedAggregator | undefined
   gauge("netservice_aggregator_queue_delayed", "NetServices waiting for a retry or recheck delay.", (m) => m.queueDelayed);
   gauge("netservice_aggregator_endpoints_ready", "Pods published as ready by all NetServices (a pod counts once per NetService).", (m) => m.endpointsPublished.ready);
   gauge("netservice_aggregator_endpoints_not_ready", "Pods published as not ready by all NetServices.", (m) => m.endpointsPublished.notReady);
+  const rejected = new Counter({
+    name: "netservice_aggregator_rejected_endpoints_total",
+    help: "Reported endpoints not published because the pod runs on another node than the reporting one (reason other-node) or does not exist (reason not-found); once per node and pod.",
+    labelNames: ["reason"],
+    registers: [registry],
+    collect() {
+      const metrics = read();
+      if (!metrics) return;
+      advance(rejected, "rejected other-node", metrics.rejectedEndpoints.otherNode, { reason: "other-node" });
+      advance(rejected, "rejected not-found", metrics.rejectedEndpoints.notFound, { reason: "not-found" });
+    },
+  });
+  simple("netservice_aggregator_pod_reads_total", "GETs of pods to check that they run on the node reporting them (one per pod lifetime at most).", (m) => m.podReads);
+  const problems = ["NodeNotReady", "NodeUnreachable", "AgentHeartbeatStale", "AgentHeartbeatMissing"] as const;
+  new Gauge({
+    name: "netservice_aggregator_unhealthy_nodes",
+    help: "Nodes whose endpoints are published not ready, by problem (NodeNotReady, NodeUnreachable, AgentHeartbeatStale, AgentHeartbeatMissing).",
+    labelNames: ["problem"],
+    registers: [registry],
+    collect() {
+      const counts = new Map((read()?.unhealthyNodes ?? []).map(({ problem, count }) => [problem, count]));
+      for (const problem of problems) this.set({ problem }, counts.get(problem) ?? 0);
+    },
+  });
   const duration = new Histogram({
     name: "netservice_aggregator_reconcile_duration_seconds",
     help: "Time of one reconcile of a NetService, writes included.",

@@ -23,7 +23,7 @@ export function parseReport(raw: KubeObject): CachedReport {
   return { ...base, invalid: issues.slice(0, 5).join("; ") };
 }
 
-type Indexed = { nodeName: string; spec: ReportSpec; entries: Map<string, ReportNetService[]> };
+type Indexed = { nodeName: string; nodeUid: string | undefined; spec: ReportSpec; entries: Map<string, ReportNetService[]> };
 
 export class ReportIndex {
   private readonly reports = new Map<string, Indexed>();
@@ -32,9 +32,10 @@ export class ReportIndex {
 
   /**
    * Records the current state of one report (undefined: deleted, or no valid
-   * spec) and returns the NetService keys whose part of it changed.
+   * spec) and the uid of the Node that owns it, and returns the NetService
+   * keys whose part of it changed.
    */
-  update(reportKey: string, spec: ReportSpec | undefined): string[] {
+  update(reportKey: string, spec: ReportSpec | undefined, nodeUid?: string): string[] {
     const previous = this.reports.get(reportKey);
     if (previous) {
       for (const key of previous.entries.keys()) removeFrom(this.byNetService, key, reportKey);
@@ -49,9 +50,12 @@ export class ReportIndex {
         if (group) group.push(entry);
         else entries.set(key, [entry]);
       }
-      this.reports.set(reportKey, { nodeName: spec.nodeName, spec, entries });
+      this.reports.set(reportKey, { nodeName: spec.nodeName, nodeUid, spec, entries });
       for (const key of entries.keys()) addTo(this.byNetService, key, reportKey);
       addTo(this.byNode, spec.nodeName, reportKey);
+    }
+    if (previous && spec && previous.nodeUid !== nodeUid) {
+      return [...new Set([...previous.entries.keys(), ...changedNetServiceKeys(undefined, spec)])].sort();
     }
     return changedNetServiceKeys(previous?.spec, spec);
   }
@@ -67,9 +71,22 @@ export class ReportIndex {
       const indexed = this.reports.get(reportKey);
       const entries = indexed?.entries.get(netServiceKeyText);
       if (!indexed || !entries) continue;
-      views.push({ nodeName: indexed.nodeName, spec: { ...indexed.spec, netServices: entries } });
+      views.push({
+        nodeName: indexed.nodeName,
+        ...(indexed.nodeUid ? { nodeUid: indexed.nodeUid } : {}),
+        spec: { ...indexed.spec, netServices: entries },
+      });
     }
     return views;
+  }
+
+  /** The uid of every pod any report lists. */
+  podUids(): Set<string> {
+    const uids = new Set<string>();
+    for (const { spec } of this.reports.values()) {
+      for (const pod of spec.pods) uids.add(pod.uid);
+    }
+    return uids;
   }
 
   /** NetServices with an entry in any report of the node. */

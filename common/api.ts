@@ -23,11 +23,15 @@ export const sliceManagedBy = "netservice-aggregator.svcctl.metaswitch.com";
 export const labels = {
   /** On every object the aggregator writes: the NetService it belongs to (name only; same namespace). */
   netService: `${group}/netservice`,
-  /** On reports: the node they describe. */
+  /** On reports and heartbeat Leases: the node they describe. */
   nodeName: `${group}/node-name`,
+  /** "true" on the Leases the agents renew as their heartbeat (each named after its node). */
+  agentHeartbeat: `${group}/agent-heartbeat`,
   serviceName: "kubernetes.io/service-name",
   managedBy: "endpointslice.kubernetes.io/managed-by",
   skipMirror: "endpointslice.kubernetes.io/skip-mirror",
+  /** As upstream on the Endpoints and EndpointSlices of a headless Service: kube-proxy's watches leave them out. */
+  headless: "service.kubernetes.io/headless",
 } as const;
 
 export const annotations = {
@@ -82,7 +86,6 @@ export const netServiceConditionReasons = {
   ready: "EndpointsPublished",
   noMatchingPods: "NoMatchingPods",
   serviceNameTaken: "ServiceNameTaken",
-  networkNotFound: "NetworkNotFound",
   applyFailed: "ApplyFailed",
   invalidSpec: "InvalidSpec",
 } as const;
@@ -93,6 +96,8 @@ export const reportPodSchema = z.object({
   name: z.string(),
   uid: z.string(),
   hostname: z.string().optional(),
+  /** spec.subdomain: the hostname is published only by the NetService of that name, as upstream. */
+  subdomain: z.string().optional(),
   /** Pod condition Ready is True. */
   serving: z.boolean(),
   /** deletionTimestamp is set. */

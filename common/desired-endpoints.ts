@@ -19,14 +19,19 @@ export const maxEndpointsAddresses = 1000;
  * object says `endpoints.kubernetes.io/over-capacity: truncated`; the
  * EndpointSlices carry everything. `endpointslice.kubernetes.io/skip-mirror`
  * stops the mirroring controller from publishing the addresses a second time.
+ *
+ * Terminating pods are left out, as upstream's Endpoints controller does,
+ * unless publishNotReadyAddresses (then they are ready); the EndpointSlices
+ * carry them, with terminating=true.
  */
 export function desiredEndpoints(
   netService: NetService,
   merged: MergedNetService,
   triggerTime?: string,
 ): V1Endpoints {
-  const ready = endpointAddresses(merged.endpoints.filter((endpoint) => endpoint.ready));
-  const notReady = endpointAddresses(merged.endpoints.filter((endpoint) => !endpoint.ready));
+  const listed = merged.endpoints.filter((endpoint) => !endpoint.terminating || netService.spec.publishNotReadyAddresses);
+  const ready = endpointAddresses(listed.filter((endpoint) => endpoint.ready));
+  const notReady = endpointAddresses(listed.filter((endpoint) => !endpoint.ready));
   const keptReady = ready.slice(0, maxEndpointsAddresses);
   const keptNotReady = notReady.slice(0, maxEndpointsAddresses - keptReady.length);
   const truncated = keptReady.length + keptNotReady.length < ready.length + notReady.length;
@@ -44,6 +49,7 @@ export function desiredEndpoints(
       labels: {
         [labels.serviceName]: netService.metadata.name,
         [labels.skipMirror]: "true",
+        [labels.headless]: "",
       },
       annotations: {
         ...(triggerTime ? { [annotations.triggerTime]: triggerTime } : {}),

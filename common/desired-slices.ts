@@ -177,6 +177,7 @@ function slice(
       labels: {
         [labels.serviceName]: netService.metadata.name,
         [labels.managedBy]: sliceManagedBy,
+        [labels.headless]: "",
       },
       annotations: triggerTime ? { [annotations.triggerTime]: triggerTime } : {},
     }),
@@ -186,6 +187,7 @@ function slice(
       conditions: { ready: endpoint.ready, serving: endpoint.serving, terminating: endpoint.terminating },
       targetRef: { kind: "Pod", ...endpoint.pod },
       nodeName: endpoint.nodeName,
+      ...(endpoint.zone ? { zone: endpoint.zone } : {}),
       ...(endpoint.hostname ? { hostname: endpoint.hostname } : {}),
     })),
     ports: portsOf(netService),
@@ -207,6 +209,7 @@ function comparableEndpoints(endpoints: readonly V1Endpoint[] | undefined): obje
       uid: endpoint.targetRef.uid,
     },
     nodeName: endpoint.nodeName || undefined,
+    zone: endpoint.zone || undefined,
     hostname: endpoint.hostname || undefined,
   }));
 }

@@ -1,7 +1,7 @@
 // merged view + problems -> the NetService's status.
 import { netServiceConditionReasons, type NetService } from "./api.ts";
 import { jsonEqual } from "./json-equal.ts";
-import type { MergedNetService } from "./merge.ts";
+import type { MergedNetService, NodeProblem } from "./merge.ts";
 
 /** metav1.Condition as it travels in JSON. */
 export type Condition = {
@@ -29,6 +29,14 @@ export type StatusProblem = { reason: ConditionReason; message: string };
 export const readyConditionType = "Ready";
 
 /**
+ * False while some node with endpoints of the NetService does not serve
+ * (Node NotReady or unreachable, agent heartbeat stale): its endpoints are
+ * published not ready until it recovers.
+ */
+export const nodesHealthyConditionType = "NodesHealthy";
+export const nodesHealthyReasons = { healthy: "AllNodesHealthy", unhealthy: "NodesUnhealthy" } as const;
+
+/**
  * The status to apply. `Ready` is True once the endpoints are published; a
  * problem (the first one gives the reason) or the absence of any endpoint
  * makes it False, with a message that says what to fix.
@@ -36,6 +44,11 @@ export const readyConditionType = "Ready";
  * lastTransitionTime changes only when the condition's status does, as
  * metav1.Condition requires, so `previousConditions` (the current status)
  * is an input and `now` is only used on a transition.
+ *
+ * observedGeneration claims that what is published follows that generation
+ * of the spec: while some node's entry was computed from an older one (its
+ * agent has not seen the edit yet), it says the oldest such generation, so
+ * `observedGeneration == metadata.generation` means converged.
  */
 export function desiredStatus(
   netService: NetService,
@@ -44,22 +57,17 @@ export function desiredStatus(
   previousConditions: readonly Condition[] | undefined,
   now: Date,
 ): NetServiceStatus {
-  const generation = netService.metadata.generation;
-  const { status, reason, message } = readiness(netService, merged, problems);
-  const previous = previousConditions?.find((condition) => condition.type === readyConditionType);
-  const lastTransitionTime =
-    previous && previous.status === status ? previous.lastTransitionTime : formatTime(now);
+  const generation = merged.oldestGeneration ?? netService.metadata.generation;
+  const condition = (type: string, { status, reason, message }: Pick<Condition, "status" | "reason" | "message">): Condition => {
+    const previous = previousConditions?.find((each) => each.type === type);
+    const lastTransitionTime = previous && previous.status === status ? previous.lastTransitionTime : formatTime(now);
+    return { type, status, observedGeneration: generation, lastTransitionTime, reason, message };
+  };
   return {
     observedGeneration: generation,
     conditions: [
-      {
-        type: readyConditionType,
-        status,
-        observedGeneration: generation,
-        lastTransitionTime,
-        reason,
-        message,
-      },
+      condition(readyConditionType, readiness(netService, merged, problems)),
+      condition(nodesHealthyConditionType, nodesHealthy(merged)),
     ],
     readyEndpoints: merged.readyEndpoints,
     notReadyEndpoints: merged.notReadyEndpoints,
@@ -78,9 +86,9 @@ export function statusNeedsWrite(
     readyEndpoints: status.readyEndpoints,
     notReadyEndpoints: status.notReadyEndpoints,
     nodesReporting: status.nodesReporting,
-    ready: (status.conditions ?? [])
-      .filter((condition) => condition.type === readyConditionType)
-      .map(({ status: conditionStatus, observedGeneration, reason, message }) => ({
+    conditions: (status.conditions ?? [])
+      .map(({ type, status: conditionStatus, observedGeneration, reason, message }) => ({
+        type,
         status: conditionStatus,
         observedGeneration,
         reason,
@@ -114,12 +122,40 @@ function readiness(
         `check the selector and that the pods request ${netAttachDef} in k8s.v1.cni.cncf.io/networks`,
     };
   }
+  const behind =
+    merged.staleNodes.length > 0
+      ? `; ${merged.staleNodes.length} nodes (${merged.staleNodes.slice(0, 5).join(", ")}${merged.staleNodes.length > 5 ? ", ..." : ""}) ` +
+        `still publish from generation ${merged.oldestGeneration}, not ${netService.metadata.generation}`
+      : "";
   return {
     status: "True",
     reason: netServiceConditionReasons.ready,
     message:
       `${merged.readyEndpoints} ready and ${merged.notReadyEndpoints} not ready pods ` +
-      `published from ${merged.nodesReporting} nodes`,
+      `published from ${merged.nodesReporting} nodes${behind}`,
+  };
+}
+
+const problemText: Record<NodeProblem, string> = {
+  NodeNotReady: "its Node is not Ready",
+  NodeUnreachable: "its Node is unreachable",
+  AgentHeartbeatStale: "its netservice-agent stopped renewing its heartbeat",
+  AgentHeartbeatMissing: "no netservice-agent heartbeat from it",
+};
+
+function nodesHealthy(merged: MergedNetService): Pick<Condition, "status" | "reason" | "message"> {
+  const unserved = merged.unservedNodes;
+  if (unserved.length === 0) {
+    return { status: "True", reason: nodesHealthyReasons.healthy, message: "every node with endpoints of this NetService is Ready and its agent alive" };
+  }
+  const shown = unserved.slice(0, 10).map(({ name, problem }) => `${name} (${problemText[problem]})`);
+  const more = unserved.length > shown.length ? ` and ${unserved.length - shown.length} more` : "";
+  return {
+    status: "False",
+    reason: nodesHealthyReasons.unhealthy,
+    message:
+      `the endpoints on ${unserved.length} nodes are published not ready: ${shown.join(", ")}${more}; ` +
+      "they return when the node is Ready and its netservice-agent runs (kubectl get nodes; kubectl -n netservice-system get pods -o wide)",
   };
 }
 

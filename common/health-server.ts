@@ -1,6 +1,7 @@
 // The HTTP endpoints both programs serve for the kubelet and Prometheus:
-// /healthz (the process serves requests), /readyz (the program says it is
-// ready), /metrics (a prom-client registry).
+// /healthz (the process serves requests and, if the program can tell, is not
+// stuck), /readyz (the program says it is ready), /metrics (a prom-client
+// registry).
 //
 //   const server = await serveHealth({ port: 8080, ready: () => agent.ready, registry, logger });
 //   ... await server.close();
@@ -18,6 +19,8 @@ export type HealthServerOptions = {
   /** 0 picks a free port (tests). */
   port: number;
   ready: () => boolean;
+  /** A reason when the program is stuck: /healthz then answers 503 with it. */
+  stalled?: () => string | undefined;
   /** Body of a 503 from /readyz. */
   notReadyMessage?: string;
   registry: Registry;
@@ -33,7 +36,10 @@ export async function serveHealth(options: HealthServerOptions): Promise<HealthS
       res.end(body);
     };
     if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
-    if (path === "/healthz" || path === "/livez") return reply(200, "ok\n");
+    if (path === "/healthz" || path === "/livez") {
+      const stalled = options.stalled?.();
+      return stalled === undefined ? reply(200, "ok\n") : reply(503, `stalled: ${stalled}\n`);
+    }
     if (path === "/readyz") return ready() ? reply(200, "ok\n") : reply(503, `${options.notReadyMessage ?? "not ready"}\n`);
     if (path === "/metrics") {
       registry

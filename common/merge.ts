@@ -4,11 +4,42 @@ import type { NetService, ReportSpec } from "./api.ts";
 import { canonicalAddress, compareAddresses } from "./addresses.ts";
 import { endpointReady } from "./readiness.ts";
 
-export type NodeReport = { nodeName: string; spec: ReportSpec };
+/**
+ * One report object of a node. nodeUid is the uid of the Node the report
+ * names as its owner (ownerReferences): a report of an earlier Node of the
+ * same name is no report of this one.
+ */
+export type NodeReport = { nodeName: string; nodeUid?: string; spec: ReportSpec };
+
+/** Why a node's endpoints are not serving (aggregator/node-liveness.ts). */
+export type NodeProblem = "NodeNotReady" | "NodeUnreachable" | "AgentHeartbeatStale" | "AgentHeartbeatMissing";
+
+/** A Node as the merge needs it; a node missing from the lookup does not exist. */
+export type NodeHealth = {
+  /** The Node's uid; reports owned by another uid are ignored. Undefined: any report of the name counts. */
+  uid?: string;
+  /** Ready, reachable, and its agent alive: otherwise its endpoints are published not serving. */
+  serving: boolean;
+  problem?: NodeProblem;
+  /** topology.kubernetes.io/zone */
+  zone?: string;
+};
+
+export interface NodeLookup {
+  get(nodeName: string): NodeHealth | undefined;
+  readonly size: number;
+}
+
+/** Every named node exists and serves (tests, and callers that know nothing of node health). */
+export function healthyNodes(names: Iterable<string>): NodeLookup {
+  return new Map([...names].map((name): [string, NodeHealth] => [name, { serving: true }]));
+}
 
 export type MergedEndpoint = {
   pod: { namespace: string; name: string; uid: string };
   nodeName: string;
+  /** The node's topology.kubernetes.io/zone. */
+  zone?: string;
   hostname?: string;
   /** Canonical, distinct, sorted. */
   addresses: string[];
@@ -38,19 +69,26 @@ export type MergedNetService = {
    * Their endpoints are still included, since dropping them would blip DNS.
    */
   staleNodes: string[];
-  /** The newest triggerTime among the reports with an entry for this NetService. */
+  /** The oldest generation those stale entries were computed from; absent when no node is stale. */
+  oldestGeneration?: number;
+  /** Nodes with an entry for this NetService whose endpoints are published not serving, and why, by name. */
+  unservedNodes: { name: string; problem: NodeProblem }[];
+  /** The newest triggerTime among the reports with an entry for this NetService (none later than now). */
   triggerTime?: string;
 };
 
 /**
  * Merges what the nodes report for one NetService.
  *
- * Reports of nodes that are not live are ignored (the node is gone, its pods
- * with it), and so are entries for another NetService of the same name (a
- * deleted and recreated one: different uid). A pod found in several reports
- * (a stale report of the node it left, or a StatefulSet pod recreated
- * elsewhere under the same name) appears once, from the report with the newest
- * triggerTime.
+ * Reports of nodes that do not exist are ignored (the node is gone, its pods
+ * with it), as are reports owned by an earlier Node of the same name, and
+ * entries for another NetService of the same name (a deleted and recreated
+ * one: different uid). The endpoints of a node that does not serve (NotReady,
+ * unreachable, or its agent silent) are published not serving. A pod found in
+ * several reports (a stale report of the node it left, or a StatefulSet pod
+ * recreated elsewhere under the same name) appears once, from the report with
+ * the newest triggerTime; a triggerTime later than `now` counts as `now`, so
+ * a report cannot win by claiming the future.
  *
  * The reports are only as trustworthy as the agents, so addresses are checked
  * again: one invalid address would make the API server reject the whole
@@ -59,7 +97,8 @@ export type MergedNetService = {
 export function mergeReports(
   netService: NetService,
   reports: readonly NodeReport[],
-  liveNodes: ReadonlySet<string>,
+  nodes: NodeLookup,
+  now: number = Date.now(),
 ): MergedNetService {
   const { namespace, uid, generation } = netService.metadata;
   const families = netService.spec.ipFamilies?.length ? new Set(netService.spec.ipFamilies) : undefined;
@@ -67,18 +106,25 @@ export function mergeReports(
   const reporting = new Set<string>();
   const agents = new Set<string>();
   const stale = new Set<string>();
+  const unserved = new Map<string, NodeProblem>();
   let newestTrigger: { text: string; time: number } | undefined;
+  let oldestGeneration: number | undefined;
 
-  for (const { nodeName, spec } of reports) {
-    if (!liveNodes.has(nodeName)) continue;
+  for (const { nodeName, nodeUid, spec } of reports) {
+    const node = nodes.get(nodeName);
+    if (!node || (node.uid !== undefined && node.uid !== nodeUid)) continue;
     agents.add(nodeName);
-    const time = triggerTimeOf(spec);
+    const time = Math.min(triggerTimeOf(spec), now);
     for (const entry of spec.netServices) {
       if (entry.uid !== uid || entry.namespace !== namespace) continue;
       reporting.add(nodeName);
-      if (entry.generation < generation) stale.add(nodeName);
+      if (!node.serving) unserved.set(nodeName, node.problem ?? "NodeNotReady");
+      if (entry.generation < generation) {
+        stale.add(nodeName);
+        oldestGeneration = Math.min(oldestGeneration ?? entry.generation, entry.generation);
+      }
       if (spec.triggerTime && (!newestTrigger || time > newestTrigger.time)) {
-        newestTrigger = { text: spec.triggerTime, time };
+        newestTrigger = { text: time < triggerTimeOf(spec) ? new Date(time).toISOString() : spec.triggerTime, time };
       }
       for (const reported of entry.endpoints) {
         const pod = spec.pods[reported.pod];
@@ -87,16 +133,19 @@ export function mergeReports(
         if (addresses.length === 0) continue;
         const previous = chosen.get(pod.name);
         if (previous && !supersedes(time, nodeName, previous.time, previous.endpoint.nodeName)) continue;
+        const serving = pod.serving && node.serving;
         chosen.set(pod.name, {
           time,
           endpoint: {
             pod: { namespace: pod.namespace, name: pod.name, uid: pod.uid },
             nodeName,
-            ...(pod.hostname ? { hostname: pod.hostname } : {}),
+            ...(node.zone ? { zone: node.zone } : {}),
+            // As upstream: the pod's hostname is published by the Service its subdomain names, and no other.
+            ...(pod.hostname && pod.subdomain === netService.metadata.name ? { hostname: pod.hostname } : {}),
             addresses,
-            serving: pod.serving,
+            serving,
             terminating: pod.terminating,
-            ready: endpointReady(pod.serving, pod.terminating, netService.spec.publishNotReadyAddresses),
+            ready: endpointReady(serving, pod.terminating, netService.spec.publishNotReadyAddresses),
           },
         });
       }
@@ -112,8 +161,12 @@ export function mergeReports(
     readyEndpoints,
     notReadyEndpoints: endpoints.length - readyEndpoints,
     nodesReporting: reporting.size,
-    agents: { reporting: agents.size, liveNodes: liveNodes.size },
+    agents: { reporting: agents.size, liveNodes: nodes.size },
     staleNodes: [...stale].sort(compareText),
+    ...(oldestGeneration !== undefined ? { oldestGeneration } : {}),
+    unservedNodes: [...unserved]
+      .map(([name, problem]) => ({ name, problem }))
+      .sort((a, b) => compareText(a.name, b.name)),
     ...(newestTrigger ? { triggerTime: newestTrigger.text } : {}),
   };
 }

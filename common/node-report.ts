@@ -112,11 +112,13 @@ function contributionsTo(netService: NetService, candidates: Candidate[] | undef
 
 function reportPod(pod: V1Pod): ReportPod {
   const hostname = pod.spec?.hostname;
+  const subdomain = pod.spec?.subdomain;
   return {
     namespace: pod.metadata?.namespace ?? "",
     name: pod.metadata?.name ?? "",
     uid: pod.metadata?.uid ?? "",
     ...(hostname ? { hostname } : {}),
+    ...(hostname && subdomain ? { subdomain } : {}),
     ...podReadiness(pod),
   };
 }

@@ -45,6 +45,8 @@ export function isDnsLabel(name: string): boolean {
 
 export type Controller = {
   readonly ready: boolean;
+  /** For /healthz: a reason when the process is alive but stuck, so the kubelet restarts it. */
+  readonly stalled?: () => string | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
 };
@@ -71,7 +73,7 @@ export async function runUntilSignalled(options: RunOptions): Promise<number> {
   let health;
   try {
     health = options.metricsPort > 0
-      ? await serveHealth({ port: options.metricsPort, ready: () => controller.ready, notReadyMessage: "caches not synced", registry: options.registry, logger: log })
+      ? await serveHealth({ port: options.metricsPort, ready: () => controller.ready, ...(controller.stalled ? { stalled: controller.stalled } : {}), notReadyMessage: "caches not synced", registry: options.registry, logger: log })
       : undefined;
   } catch (err) {
     await clients.close();

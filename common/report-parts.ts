@@ -1,9 +1,14 @@
 // One node's report -> the report objects that carry it. A node whose report
 // would outgrow one object (thousands of NetServices selecting its pods)
-// publishes it in parts named `<node>`, `<node>.1`, `<node>.2`, ..., each a
+// publishes it in parts named `<node>.0`, `<node>.1`, `<node>.2`, ..., each a
 // complete report in itself: whole NetService entries plus the pods those
 // entries refer to, re-indexed. The aggregator merges parts like any other
 // reports of the node, so nothing downstream knows about parts.
+//
+// Every part, the first included, carries its number, so that no report name
+// of one node is a report name of another: node `a`'s part 1 is `a.1`, node
+// `a.1`'s first part is `a.1.0`. (Were the first part named `<node>`, node `a`
+// could take the name of node `a.1`'s report.)
 import type { ReportNetService, ReportPod, ReportSpec } from "./api.ts";
 
 export type PartLimits = {
@@ -40,9 +45,26 @@ export function splitReport(spec: ReportSpec, limits: PartLimits): ReportSpec[] 
   return parts;
 }
 
+/** A node's report has at most this many parts (0 to 64); the admission policy refuses higher part numbers. */
+export const maxReportParts = 65;
+
+/** The part number of a report object of the node, from its name; undefined when the name is no part of that node's report. */
+export function reportPartIndex(nodeName: string, objectName: string): number | undefined {
+  if (!objectName.startsWith(`${nodeName}.`)) return undefined;
+  const suffix = objectName.slice(nodeName.length + 1);
+  if (!/^(0|[1-9][0-9]?)$/.test(suffix)) return undefined;
+  const index = Number(suffix);
+  return index < maxReportParts ? index : undefined;
+}
+
 /** The object name of part `index` of a node's report. */
 export function reportPartName(nodeName: string, index: number): string {
-  return index === 0 ? nodeName : `${nodeName}.${index}`;
+  return `${nodeName}.${index}`;
+}
+
+/** What agents before parts were numbered from 0 called a node's first part; deleted by the agent when found. */
+export function legacyReportName(nodeName: string): string {
+  return nodeName;
 }
 
 type Building = { spec: ReportSpec; podIndex: Map<number, number> };
@@ -83,4 +105,44 @@ function baseBytes(spec: ReportSpec): number {
 
 function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value), "utf8");
+}
+
+/**
+ * The order to write the changed parts of a report in, so that no entry that
+ * is in the report both before and after is ever in no part: a part that
+ * gains an entry is written before the part that loses it. Parts are filled
+ * in the report's own order, so entries move between parts monotonically and
+ * these constraints never form a cycle. (Writing the parts that gain the most
+ * first does not do it: ABC|DEF|GHI -> AB|CDE|FGH|I written [1,2,3,0] loses F,
+ * then I.) Parts beyond the new last one are deleted after all writes.
+ *
+ * `before[i]` and `after[i]` are the entry keys (NetService uids) of part i
+ * as stored and as desired; `changed` the parts to write.
+ */
+export function partWriteOrder(before: readonly (readonly string[])[], after: readonly (readonly string[])[], changed: readonly number[]): number[] {
+  const partBefore = new Map<string, number>();
+  before.forEach((keys, part) => keys.forEach((key) => partBefore.set(key, part)));
+  const writing = new Set(changed);
+  // mustFollow.get(i): parts to write before part i (they gain an entry that part i loses).
+  const mustFollow = new Map<number, Set<number>>(changed.map((part) => [part, new Set<number>()]));
+  after.forEach((keys, part) => {
+    for (const key of keys) {
+      const from = partBefore.get(key);
+      if (from === undefined || from === part || !writing.has(from)) continue;
+      mustFollow.get(from)?.add(part);
+    }
+  });
+  const order: number[] = [];
+  const done = new Set<number>();
+  const visiting = new Set<number>();
+  const visit = (part: number): void => {
+    if (done.has(part) || visiting.has(part)) return;
+    visiting.add(part);
+    for (const first of [...(mustFollow.get(part) ?? [])].sort((a, b) => b - a)) visit(first);
+    visiting.delete(part);
+    done.add(part);
+    order.push(part);
+  };
+  for (const part of [...changed].sort((a, b) => b - a)) visit(part);
+  return order;
 }

@@ -1,15 +1,16 @@
 // The node agent: its node's pods and every NetService in, exactly one report
-// for its node out.
+// for its node (in parts if it must) and a heartbeat out.
 //
 //   new NodeAgent(nodeName, clients, {systemNamespace?, debounceMs = 0, logger?, clock?, netServices?,
 //                 deleteReportOnStop = false, eventRecorder?, retry?, verifyPeriodMs?, flushTimeoutMs?,
-//                 warnings?, onReportWritten?})
+//                 warnings?, onReportWritten?, heartbeatIntervalMs = 10 s, stallAfterMs = 120 s})
 //     start(): Promise<void>   lists and watches; resolves once both caches synced and the first
 //                              recompute published (or found the stored report current)
 //     stop({deleteReport?}): Promise<void>
 //                              stops watching; publishes a pending batch first (bounded by
 //                              flushTimeoutMs); deletes the report only if asked (or deleteReportOnStop)
 //     ready: boolean           both caches synced and not stopping: for a readiness probe
+//     stalled(): string | undefined   why the work queue makes no progress: for a liveness probe
 //     stats: NodeAgentStats    counters for metrics
 //   netServiceInformer(http, {clock?, logger?}): Informer   one cluster-wide NetService watch, to share
 //
@@ -24,12 +25,15 @@
 // report and applies it only when it differs. The stored report is read once
 // at start (so a restarted agent with nothing new writes nothing), then known
 // from the agent's own writes, and read again after a failed write and every
-// verifyPeriodMs (so a report someone deleted or edited comes back).
+// verifyPeriodMs (so a report someone deleted or edited comes back). While
+// healthy, the agent renews its node's heartbeat Lease (heartbeat.ts); the
+// aggregator publishes the node's endpoints not ready once it goes stale.
 import type { V1Pod } from "@kubernetes/client-node";
 import {
   apiVersion,
   defaultSystemNamespace,
   agentFieldManager,
+  labels,
   netServicePlural,
   netServiceSchema,
   reportKind,
@@ -38,7 +42,7 @@ import {
   type ReportSpec,
 } from "../common/api.ts";
 import { buildNodeReport, maxReportBytes } from "../common/node-report.ts";
-import { reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
+import { legacyReportName, maxReportParts, partWriteOrder, reportPartIndex, reportPartName, splitReport, type PartLimits } from "../common/report-parts.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { Applier } from "../common/kube/apply.ts";
 import { Backoff } from "../common/kube/backoff.ts";
@@ -53,8 +57,10 @@ import { ReportBatch } from "./batch.ts";
 import { type EventRecorder, KubeEventRecorder } from "./events.ts";
 import { podChangeMatters, slimPod } from "./pod-cache.ts";
 import { annotationProblem, type AnnotationProblem, podWarning, type PodWarning } from "./pod-warnings.ts";
-import { formatTriggerTime, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
+import { formatTriggerTime, nodeNameLabel, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
 import { WarningLimiter } from "./warning-limiter.ts";
+import { defaultHeartbeatIntervalMs, heartbeatLease } from "./heartbeat.ts";
+import { ProgressMonitor, type ProgressVerdict } from "./progress.ts";
 
 /** What the agent needs of a NetService informer; an Informer is one, and can be shared by many agents. */
 export interface NetServiceSource {
@@ -92,6 +98,13 @@ export interface NodeAgentOptions {
   reportPartBytes?: number;
   /** Warning Events: burst and sustained rate per agent. Default 20 and 10 per minute. */
   warnings?: { burst?: number; perMinute?: number };
+  /**
+   * Renew the node's heartbeat Lease this often while the agent makes progress (heartbeat.ts); 0 sends none.
+   * Default 10 s.
+   */
+  heartbeatIntervalMs?: number;
+  /** /healthz fails when one recompute runs, or due work waits for one, longer than this. Default 120 s. */
+  stallAfterMs?: number;
   /** After each write of the report (benchmarks measure latency with it). */
   onReportWritten?: (event: ReportWritten) => void;
   random?: () => number;
@@ -115,6 +128,9 @@ export interface NodeAgentStats {
   warningsRecorded: number;
   /** Clock time of the last accepted write. */
   lastWriteTime?: number;
+  /** Heartbeat renewals the API server accepted, and those that failed. */
+  heartbeats: number;
+  heartbeatFailures: number;
 }
 
 const reportKey = "report";
@@ -139,7 +155,15 @@ export class NodeAgent {
   readonly #flushTimeoutMs: number;
   readonly #partLimits: PartLimits;
   readonly #onReportWritten: ((event: ReportWritten) => void) | undefined;
-  readonly #stats: NodeAgentStats = { recomputes: 0, reportsWritten: 0, failures: 0, warningsRecorded: 0 };
+  readonly #stats: NodeAgentStats = { recomputes: 0, reportsWritten: 0, failures: 0, warningsRecorded: 0, heartbeats: 0, heartbeatFailures: 0 };
+  readonly #heartbeatIntervalMs: number;
+  readonly #progress: ProgressMonitor;
+  #heartbeatTimer: Timer | undefined;
+  #heartbeatWrite: Promise<void> | undefined;
+  /** When the recompute in flight started. */
+  #inFlightSince: number | undefined;
+  /** The uid of this agent's Node: the owner of its reports and heartbeat. Read with the stored report. */
+  #nodeUid: string | undefined;
   /** Aborts requests that may be abandoned at stop: Event writes, and recomputes after the flush. */
   readonly #abort = new AbortController();
   readonly #firstReport = deferred();
@@ -148,7 +172,9 @@ export class NodeAgent {
   readonly #eventWrites = new Set<Promise<void>>();
   /** The report on the server: undefined until read, null when there is none. */
   /** The parts of the node's report on the server, by part number; undefined: to be read. */
-  #stored: StoredReport[] | undefined;
+  #stored: (StoredReport | undefined)[] | undefined;
+  /** The uid of a report named after the node alone, as agents wrote the first part before parts were numbered from 0. */
+  #legacyUid: string | undefined;
   #parsedNetServices = new Map<string, { version: string | undefined; netService: NetService | undefined }>();
   #podProblems = new Map<string, { version: string | undefined; problem: AnnotationProblem | undefined }>();
   #verifyTimer: Timer | undefined;
@@ -197,6 +223,8 @@ export class NodeAgent {
     this.#flushTimeoutMs = options.flushTimeoutMs ?? 2000;
     this.#partLimits = { maxBytes: options.reportPartBytes ?? maxReportBytes, maxNetServices: maxReportNetServices };
     this.#onReportWritten = options.onReportWritten;
+    this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaultHeartbeatIntervalMs;
+    this.#progress = new ProgressMonitor({ stallAfterMs: options.stallAfterMs ?? 120_000 });
     // Nobody need be waiting for these when they reject.
     this.#firstReport.promise.catch(() => {});
     this.#stopRequested.promise.catch(() => {});
@@ -208,6 +236,21 @@ export class NodeAgent {
 
   get stats(): NodeAgentStats {
     return { ...this.#stats };
+  }
+
+  /** For /healthz (common/program.ts): why the agent is stuck, if it is. */
+  readonly stalled = (): string | undefined => {
+    const verdict = this.progress;
+    return verdict.stalled ? verdict.reason : undefined;
+  };
+
+  /** Stalled when the work queue has work but makes no progress (progress.ts). */
+  get progress(): ProgressVerdict {
+    return this.#progress.sample({
+      now: this.#clock.now(),
+      queued: this.#queue.depth,
+      ...(this.#inFlightSince !== undefined ? { inFlightSince: this.#inFlightSince } : {}),
+    });
   }
 
   async start(): Promise<void> {
@@ -232,6 +275,7 @@ export class NodeAgent {
     this.#worker = this.#queue.run(1, () => this.#process(this.#abort.signal));
     this.#scheduleVerify();
     await this.#firstReport.promise;
+    this.#beat();
   }
 
   stop(options: { deleteReport?: boolean } = {}): Promise<void> {
@@ -243,6 +287,7 @@ export class NodeAgent {
     this.#accepting = false;
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
     this.#verifyTimer?.cancel();
+    this.#heartbeatTimer?.cancel();
     this.#stopRequested.reject(new Error("stopped"));
     this.#firstReport.reject(new Error("the node agent was stopped before it published its first report"));
 
@@ -253,9 +298,12 @@ export class NodeAgent {
       await this.#flush();
     }
     this.#abort.abort(new Error("the node agent is stopping"));
-    await Promise.allSettled([...this.#eventWrites]);
+    await Promise.allSettled([...this.#eventWrites, this.#heartbeatWrite]);
     await Promise.all([this.#pods.stop(), this.#ownNetServices?.stop()]);
-    if (deleteReport) await this.#deleteReport();
+    if (deleteReport) {
+      await this.#deleteReport();
+      await this.#deleteHeartbeat();
+    }
     this.#log.info({ deletedReport: deleteReport, ...this.#stats }, "stopped");
   }
 
@@ -304,8 +352,52 @@ export class NodeAgent {
     }, delayMs);
   }
 
+  /**
+   * Renews the heartbeat now and every heartbeatIntervalMs, but only while the
+   * agent is healthy: caches synced, the queue making progress, the node's uid
+   * known. A hung agent so stops vouching for its node's endpoints.
+   */
+  #beat(): void {
+    if (this.#heartbeatIntervalMs <= 0 || this.#stopping) return;
+    if (this.ready && !this.progress.stalled && this.#nodeUid !== undefined && this.#heartbeatWrite === undefined) {
+      const lease = heartbeatLease(this.nodeName, this.systemNamespace, this.#nodeUid, this.#clock.now(), Math.ceil((4 * this.#heartbeatIntervalMs) / 1000));
+      this.#heartbeatWrite = this.#applier
+        .apply(lease, { signal: this.#abort.signal })
+        .then(() => {
+          this.#stats.heartbeats++;
+        })
+        .catch((err: unknown) => {
+          this.#stats.heartbeatFailures++;
+          if (!this.#abort.signal.aborted) this.#log.warn({ err }, "could not renew the node's heartbeat Lease");
+        })
+        .finally(() => {
+          this.#heartbeatWrite = undefined;
+        });
+    }
+    this.#heartbeatTimer = this.#clock.setTimer(() => this.#beat(), this.#heartbeatIntervalMs);
+  }
+
+  async #deleteHeartbeat(): Promise<void> {
+    const lease = { apiVersion: "coordination.k8s.io/v1", kind: "Lease", metadata: { name: this.nodeName, namespace: this.systemNamespace } };
+    try {
+      const stored = await this.#http.request<KubeObject>({ method: "GET", path: resourcePath({ apiVersion: "coordination.k8s.io/v1", plural: "leases", namespace: this.systemNamespace, name: this.nodeName }) });
+      await this.#applier.delete(lease, { uid: stored.metadata?.uid ?? "" });
+    } catch (err) {
+      if (!isNotFound(err)) this.#log.warn({ err }, "could not delete the node's heartbeat Lease");
+    }
+  }
+
   /** One recompute; never throws: a failure keeps the batch pending and retries after a backoff. */
   async #process(signal: AbortSignal): Promise<void> {
+    this.#inFlightSince = this.#clock.now();
+    try {
+      await this.#processOnce(signal);
+    } finally {
+      this.#inFlightSince = undefined;
+    }
+  }
+
+  async #processOnce(signal: AbortSignal): Promise<void> {
     const trigger = this.#batch.begin();
     const log = reconcileLogger(this.#log, reportKey);
     try {
@@ -328,14 +420,22 @@ export class NodeAgent {
 
   async #publish(trigger: number | undefined, log: Logger, signal: AbortSignal): Promise<void> {
     this.#stats.recomputes++;
-    if (this.#stored === undefined) this.#stored = await this.#readStored(signal);
+    if (this.#stored === undefined) {
+      this.#nodeUid = await this.#readNodeUid(signal);
+      this.#stored = await this.#readStored(signal);
+    }
+    const nodeUid = this.#nodeUid as string;
     const pods = this.#pods.list() as unknown as V1Pod[];
     const netServices = this.#currentNetServices(log);
     const spec = buildNodeReport(this.nodeName, pods, netServices);
     this.#warnAboutPods(pods, netServices, log);
     const stored = this.#stored;
     const parts = splitReport(spec, this.#partLimits);
-    const changed = parts.map((part, index) => index).filter((index) => reportNeedsWrite(parts[index]!, stored[index] ?? null));
+    if (parts.length > maxReportParts) {
+      log.error({ parts: parts.length, max: maxReportParts }, "the node's report needs more parts than allowed; publishing the first ones only");
+      parts.length = maxReportParts;
+    }
+    const changed = parts.map((part, index) => index).filter((index) => reportNeedsWrite(parts[index]!, stored[index] ?? null, nodeUid));
     if (changed.length === 0 && stored.length === parts.length) {
       log.debug({ pods: spec.pods.length, netServices: spec.netServices.length }, "report unchanged");
       return;
@@ -343,16 +443,23 @@ export class NodeAgent {
 
     const triggeredAt = trigger ?? this.#clock.now();
     const triggerTime = formatTriggerTime(triggeredAt);
-    // Parts that gain NetService entries go first, so an entry moving between parts is never absent from all of them.
-    for (const index of changed.sort((a, b) => gains(parts[b]!, stored[b]) - gains(parts[a]!, stored[a]))) {
-      const written = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, { ...parts[index]!, triggerTime }, index), { signal });
+    // A part that gains an entry is written before the part that loses it: an entry moving between parts is never in none.
+    const order = partWriteOrder(
+      Array.from(stored, (part) => part?.spec?.netServices.map((entry) => entry.uid) ?? []),
+      parts.map((part) => part.netServices.map((entry) => entry.uid)),
+      changed,
+    );
+    for (const index of order) {
+      const written = await this.#applier.apply(reportObject(this.nodeName, this.systemNamespace, { ...parts[index]!, triggerTime }, index, nodeUid), { signal });
       stored[index] = storedReport(written, this.nodeName);
     }
     while (stored.length > parts.length) {
       const index = stored.length - 1;
-      await this.#deletePart(index, stored[index]!, signal);
+      const part = stored[index];
+      if (part) await this.#deletePart(index, part, signal);
       stored.pop();
     }
+    await this.#deleteLegacy(signal);
     const writtenAt = this.#clock.now();
     this.#stats.reportsWritten++;
     this.#stats.lastWriteTime = writtenAt;
@@ -371,18 +478,63 @@ export class NodeAgent {
     this.#notifyWritten({ nodeName: this.nodeName, triggeredAt, writtenAt });
   }
 
-  /** Part 0, then part 1, 2, ... until one is missing: a node's parts are numbered without gaps. */
-  async #readStored(signal: AbortSignal): Promise<StoredReport[]> {
-    const parts: StoredReport[] = [];
-    for (;;) {
+  /** The uid of this agent's Node; a missing Node is an error to retry (the aggregator ignores a node that does not exist). */
+  async #readNodeUid(signal: AbortSignal): Promise<string> {
+    const node = await this.#http.request<KubeObject>({ method: "GET", path: `/api/v1/nodes/${encodeURIComponent(this.nodeName)}`, signal });
+    const uid = node.metadata?.uid;
+    if (!uid) throw new Error(`Node ${this.nodeName} has no uid`);
+    return uid;
+  }
+
+  /**
+   * Every stored part of the node's report, by part number, gaps included:
+   * when someone deletes `node.1`, `node.2` is still found (and rewritten or
+   * deleted), never orphaned. One list by the node-name label; a node whose
+   * name cannot be a label value reads every possible part by name.
+   */
+  async #readStored(signal: AbortSignal): Promise<(StoredReport | undefined)[]> {
+    const parts: (StoredReport | undefined)[] = [];
+    const label = nodeNameLabel(this.nodeName);
+    if (label !== undefined) {
+      const list = await this.#http.request<{ items?: KubeObject[] }>({
+        method: "GET",
+        path: resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace }),
+        query: { labelSelector: `${labels.nodeName}=${label}` },
+        signal,
+      });
+      for (const item of list.items ?? []) {
+        const name = item.metadata?.name ?? "";
+        const index = reportPartIndex(this.nodeName, name);
+        if (index !== undefined) parts[index] = storedReport({ ...item, apiVersion, kind: reportKind }, this.nodeName);
+        if (name === legacyReportName(this.nodeName)) this.#legacyUid = item.metadata?.uid;
+      }
+      return parts;
+    }
+    try {
+      const legacy = await this.#http.request<KubeObject>({ method: "GET", path: resourcePath({ apiVersion, plural: reportPlural, namespace: this.systemNamespace, name: legacyReportName(this.nodeName) }), signal });
+      this.#legacyUid = legacy.metadata?.uid;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    for (let index = 0; index < maxReportParts; index++) {
       try {
-        const obj = await this.#http.request<KubeObject>({ method: "GET", path: this.#reportPath(parts.length), signal });
-        parts.push(storedReport(obj, this.nodeName));
+        const obj = await this.#http.request<KubeObject>({ method: "GET", path: this.#reportPath(index), signal });
+        parts[index] = storedReport(obj, this.nodeName);
       } catch (err) {
-        if (isNotFound(err)) return parts;
-        throw err;
+        if (!isNotFound(err)) throw err;
       }
     }
+    return parts;
+  }
+
+  /** The first part as older agents named it, once the numbered parts are written. */
+  async #deleteLegacy(signal?: AbortSignal): Promise<void> {
+    if (this.#legacyUid === undefined) return;
+    const name = legacyReportName(this.nodeName);
+    const report = { apiVersion, kind: reportKind, metadata: { name, namespace: this.systemNamespace } };
+    const outcome = await this.#applier.delete(report, { uid: this.#legacyUid, ...(signal ? { signal } : {}) });
+    this.#legacyUid = undefined;
+    this.#log.info({ report: name, outcome }, "report of an older agent deleted (parts are numbered from 0 now)");
   }
 
   async #deletePart(index: number, stored: StoredReport, signal?: AbortSignal): Promise<void> {
@@ -462,11 +614,15 @@ export class NodeAgent {
 
   async #deleteReport(): Promise<void> {
     const stored = this.#stored ?? (await this.#readStored(new AbortController().signal));
+    await this.#deleteLegacy();
     if (stored.length === 0) {
       this.#log.info("no report to delete");
       return;
     }
-    for (let index = stored.length - 1; index >= 0; index--) await this.#deletePart(index, stored[index]!);
+    for (let index = stored.length - 1; index >= 0; index--) {
+      const part = stored[index];
+      if (part) await this.#deletePart(index, part);
+    }
   }
 
   #reportPath(part: number): string {
@@ -507,8 +663,3 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
 /** The report CRD's maxItems for spec.netServices; the byte budget is the tighter bound in practice. */
 const maxReportNetServices = 10_000;
 
-/** How many NetService entries a part gains over what the server has: parts that gain are written first. */
-function gains(part: ReportSpec, stored: StoredReport | undefined): number {
-  const before = new Set(stored?.spec?.netServices.map((entry) => entry.uid) ?? []);
-  return part.netServices.filter((entry) => !before.has(entry.uid)).length;
-}

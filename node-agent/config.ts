@@ -16,6 +16,9 @@ export interface AgentConfig {
   deleteReportOnExit: boolean;
   /** Port of /healthz, /readyz and /metrics; 0 serves none. */
   metricsPort: number;
+  /** NodeAgentOptions.heartbeatIntervalMs and stallAfterMs. */
+  heartbeatIntervalMs: number;
+  stallAfterMs: number;
 }
 
 export type ParsedCommandLine = { help: true } | { help: false; config: AgentConfig };
@@ -23,7 +26,8 @@ export type ParsedCommandLine = { help: true } | { help: false; config: AgentCon
 export const usage = `Usage: node node-agent/main.ts [options]
 
 Publishes this node's pods' secondary-network addresses for NetServices, as
-one NetServiceNodeReport named after the node.
+one NetServiceNodeReport named <node>.0 (and <node>.1, ... if it needs parts),
+and renews the node's heartbeat Lease.
 
 Options:
   --node-name NAME          the node this agent runs on (default: $NODE_NAME; required)
@@ -33,6 +37,10 @@ Options:
                             changes that arrive while a write is in flight still go out together)
   --delete-report-on-exit   delete the node's report on SIGTERM/SIGINT (default: keep it, so a
                             restart does not blank the node's endpoints; use when removing the agent)
+  --heartbeat-interval-seconds S
+                            renew the node's heartbeat Lease this often while the agent makes progress
+                            (default 10; the aggregator's timeout, default 40 s, must be several times it)
+  --stall-timeout-seconds S /healthz fails once due work, or one recompute, has waited this long (default 120)
   --metrics-port PORT       serve /healthz, /readyz and /metrics on this port; 0 disables (default 8080)
   -h, --help                show this help
 
@@ -53,6 +61,8 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
         "debounce-ms": { type: "string" },
         "delete-report-on-exit": { type: "boolean", default: false },
         "metrics-port": { type: "string" },
+        "heartbeat-interval-seconds": { type: "string" },
+        "stall-timeout-seconds": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -71,6 +81,9 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
   if (!isDnsSubdomain(nodeName)) {
     throw new ConfigError(`node name "${nodeName}" is not a Kubernetes node name (a DNS subdomain: lowercase letters, digits, "-" and ".")`);
   }
+  if (nodeName.length > 250) {
+    throw new ConfigError(`node name "${nodeName.slice(0, 40)}..." is ${nodeName.length} characters: report parts are named <node>.<0-64>, which fits object names (253) only for node names of at most 250`);
+  }
   const systemNamespace = values.namespace ?? (env.POD_NAMESPACE || defaultSystemNamespace);
   if (!isDnsLabel(systemNamespace)) {
     throw new ConfigError(`namespace "${systemNamespace}" is not a namespace name (at most 63 lowercase letters, digits and "-")`);
@@ -88,6 +101,8 @@ export function parseCommandLine(argv: readonly string[], env: Record<string, st
       debounceMs,
       deleteReportOnExit: values["delete-report-on-exit"],
       metricsPort,
+      heartbeatIntervalMs: 1000 * integerOption("--heartbeat-interval-seconds", values["heartbeat-interval-seconds"], 10, 1, 600),
+      stallAfterMs: 1000 * integerOption("--stall-timeout-seconds", values["stall-timeout-seconds"], 120, 10, 3600),
     },
   };
 }

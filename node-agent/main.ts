@@ -47,6 +47,8 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     systemNamespace: config.systemNamespace,
     debounceMs: config.debounceMs,
     deleteReportOnStop: config.deleteReportOnExit,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    stallAfterMs: config.stallAfterMs,
     logger: log,
     onReportWritten: metrics.reportWritten,
   });

@@ -4,9 +4,14 @@ import { apiVersion, labels, reportKind, reportSpecSchema, type ReportSpec } fro
 import { reportsEqual } from "../common/node-report.ts";
 import { reportPartName } from "../common/report-parts.ts";
 import type { KubeObject } from "../common/kube/object.ts";
+import { nodeOwnerReference } from "./heartbeat.ts";
 
-/** The report object of a node (or part `part` of it); part 0 is named after the node. */
-export function reportObject(nodeName: string, namespace: string, spec: ReportSpec, part = 0): KubeObject {
+/**
+ * Part `part` of a node's report, named `<node>.<part>` (report-parts.ts).
+ * It is owned by the Node (uid `nodeUid`): deleted with it, and
+ * ignored by the aggregator once a new Node of the same name exists.
+ */
+export function reportObject(nodeName: string, namespace: string, spec: ReportSpec, part: number, nodeUid: string): KubeObject {
   const label = nodeNameLabel(nodeName);
   return {
     apiVersion,
@@ -15,6 +20,7 @@ export function reportObject(nodeName: string, namespace: string, spec: ReportSp
       name: reportPartName(nodeName, part),
       namespace,
       ...(label !== undefined ? { labels: { [labels.nodeName]: label } } : {}),
+      ownerReferences: [nodeOwnerReference(nodeName, nodeUid)],
     },
     spec,
   };
@@ -27,6 +33,8 @@ export type StoredReport = {
   spec: ReportSpec | undefined;
   /** The node-name label is present and right. */
   labelled: boolean;
+  /** The uid of the Node the stored report names as its owner. */
+  nodeUid: string | undefined;
 };
 
 export function storedReport(obj: KubeObject, nodeName: string): StoredReport {
@@ -35,16 +43,17 @@ export function storedReport(obj: KubeObject, nodeName: string): StoredReport {
     uid: obj.metadata?.uid ?? "",
     spec: parsed.success ? parsed.data : undefined,
     labelled: obj.metadata?.labels?.[labels.nodeName] === nodeNameLabel(nodeName),
+    nodeUid: obj.metadata?.ownerReferences?.find((ref) => ref.kind === "Node" && ref.apiVersion === "v1")?.uid,
   };
 }
 
 /**
  * Whether the report must be written: there is none, or the stored one
  * publishes something else (triggerTime alone does not count), or it lacks
- * its label.
+ * its label or its owner (the Node of uid `nodeUid`).
  */
-export function reportNeedsWrite(desired: ReportSpec, stored: StoredReport | null): boolean {
-  if (stored === null || stored.spec === undefined || !stored.labelled) return true;
+export function reportNeedsWrite(desired: ReportSpec, stored: StoredReport | null, nodeUid: string): boolean {
+  if (stored === null || stored.spec === undefined || !stored.labelled || stored.nodeUid !== nodeUid) return true;
   return !reportsEqual(desired, stored.spec);
 }
 

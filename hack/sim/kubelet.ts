@@ -11,6 +11,7 @@
 //   const kubelet = new FakeKubelet({ clients, pods, nodes, sandbox });
 //   kubelet.start();
 //   await kubelet.setReady("default", "utils-0", false);
+//   kubelet.powerOff("sim-node-1"); kubelet.powerOn("sim-node-1");
 //   await kubelet.stop();
 //
 // Node heartbeats are off unless heartbeatIntervalMs is set: the local
@@ -83,6 +84,8 @@ type PodState = {
   written?: { ready: boolean; startTime: string };
   deletion?: { deadline: number; timer: Timer };
   removed?: boolean;
+  /** Compare the pod's readiness on the API server with ours on the next reconcile (after a power-off). */
+  recheck?: boolean;
 };
 
 export class FakeKubelet {
@@ -96,6 +99,8 @@ export class FakeKubelet {
   #unsubscribe: (() => void) | undefined;
   #heartbeat: Timer | undefined;
   #beating = false;
+  /** Nodes powered off: no heartbeats, no pod status writes. */
+  readonly #off = new Set<string>();
 
   constructor(options: FakeKubeletOptions) {
     this.#options = options;
@@ -145,6 +150,24 @@ export class FakeKubelet {
     for (const pod of this.#options.pods.list()) if (this.#node(pod)) this.#admit(podKey(pod), pod);
   }
 
+  /**
+   * The node goes dark, as if powered off: its heartbeats stop (so the node
+   * lifecycle controller, if it runs, marks it Unknown and its pods not
+   * ready) and its pods' status is no longer written.
+   */
+  powerOff(nodeName: string): void {
+    this.#off.add(nodeName);
+  }
+
+  /** The node is back: heartbeats say Ready again, and its pods' status is written as the kubelet sees it. */
+  powerOn(nodeName: string): void {
+    this.#off.delete(nodeName);
+    for (const pod of this.#options.pods.list()) {
+      if (pod.spec?.nodeName === nodeName) this.#state(podKey(pod), pod).recheck = true;
+    }
+    this.resync();
+  }
+
   /** Makes the pod's containers (and so the pod) ready or not; resolves once the API server has the new status. */
   async setReady(namespace: string, name: string, ready: boolean): Promise<void> {
     const key = `${namespace}/${name}`;
@@ -164,6 +187,7 @@ export class FakeKubelet {
     const pod = this.#options.pods.get(key);
     const node = pod && this.#node(pod);
     if (!pod || !node || pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed") return;
+    if (this.#off.has(node.name)) return;
     const state = this.#state(key, pod);
     if (state.removed) return;
     if (pod.metadata?.deletionTimestamp) {
@@ -176,7 +200,10 @@ export class FakeKubelet {
       if (!podIPs) return;
       state.podIPs = podIPs;
     }
-    if (state.written?.ready === state.ready) return;
+    // After a power-off the node lifecycle controller may have marked the pod not ready: the kubelet puts its own status back.
+    const overwritten = state.recheck === true && isReady(pod) !== state.ready;
+    state.recheck = false;
+    if (state.written?.ready === state.ready && !overwritten) return;
     const starting = state.written === undefined;
     const now = this.#clock.now();
     const status = starting
@@ -314,17 +341,19 @@ export class FakeKubelet {
     }, interval);
   }
 
-  // Only the Ready condition's heartbeat moves; strategic merge keys conditions by type.
+  // Only the Ready condition moves (its heartbeat, and its status back to True
+  // after the node lifecycle controller set Unknown); strategic merge keys
+  // conditions by type.
   async #beat() {
     if (this.#beating) return;
     this.#beating = true;
     try {
       const heartbeat = rfc3339(this.#clock.now());
-      const nodes = this.#options.nodes.list();
+      const nodes = this.#options.nodes.list().filter((node) => !this.#off.has(node.name));
       for (let i = 0; i < nodes.length && this.#unsubscribe; i += 8) {
         await Promise.all(nodes.slice(i, i + 8).map((node) =>
           this.#options.clients.core
-            .patchNodeStatus({ name: node.name, body: { status: { conditions: [{ type: "Ready", lastHeartbeatTime: heartbeat }] } } }, strategicMergePatch)
+            .patchNodeStatus({ name: node.name, body: { status: { conditions: [{ type: "Ready", status: "True", reason: "KubeletReady", lastHeartbeatTime: heartbeat }] } } }, strategicMergePatch)
             .catch((err: unknown) => this.#log?.warn({ node: node.name, err }, "heartbeat failed")),
         ));
       }

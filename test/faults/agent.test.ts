@@ -1,6 +1,7 @@
 // The node agents under faults, with pods churning on every node: an agent
 // killed and restarted; an agent whose process hangs while its node keeps
-// running; an agent gone for good with its Node deleted.
+// running (held as last reported, then not ready once its heartbeat is
+// stale); an agent gone for good with its Node deleted.
 import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import { eventually, expect } from "../helpers/eventually.ts";
@@ -39,7 +40,7 @@ t.test("an agent killed with SIGKILL mid-churn and restarted converges exactly",
   });
 });
 
-t.test("an agent that hangs while its node keeps running: its pods stay as last reported, nothing else is affected", async (t) => {
+t.test("an agent that hangs while its node keeps running: its pods stay as last reported, then not ready once its heartbeat is stale", async (t) => {
   const frozen = await env.checker.expected();
   const hung = agentOf(hungNode);
   hung.pause();
@@ -47,14 +48,19 @@ t.test("an agent that hangs while its node keeps running: its pods stay as last 
   const pausedAt = Date.now();
   const churn = env.churn();
   await churn.start();
-  await delay(25_000);
+  await delay(15_000);
   await churn.stop();
   const stale = { nodes: [hungNode], as: frozen };
-  const held = await env.checker.waitForConvergence({ staleNodes: stale, timeoutMs: 120_000 });
+  // Within the aggregator's heartbeat timeout (40 s): held exactly as when it hung.
+  const held = await env.checker.waitForConvergence({ staleNodes: stale, timeoutMs: 20_000 });
+  t.ok(Date.now() - pausedAt < 40_000, "checked within the heartbeat timeout");
   t.pass("every other node's pods are exact; the hung node's pods are exactly as when it hung");
   const now = await env.checker.expected();
   const behind = staleAddresses(frozen, now, hungNode);
   t.ok(behind > 0, `the hung node's published addresses differ from its pods' now (${behind} addresses)`);
+  // Past it: the same addresses, published not serving.
+  const unserved = await env.checker.waitForConvergence({ staleNodes: { ...stale, notServing: true }, since: pausedAt, timeoutMs: 60_000, intervalMs: 250 });
+  t.pass(`the hung node's endpoints were published not ready ${unserved.seconds} s after it hung`);
   const hungFor = seconds((Date.now() - pausedAt) / 1000);
   const resumedAt = Date.now();
   hung.resume();
@@ -64,7 +70,8 @@ t.test("an agent that hangs while its node keeps running: its pods stay as last 
     load: churn.describe(),
     outcome:
       `other nodes converged exactly (${held.seconds} s after the churn stopped); the hung node's endpoints stayed exactly ` +
-      `as when it hung (${behind} addresses stale, dead pods included) until it resumed`,
+      `as when it hung (${behind} addresses stale, dead pods included) until its heartbeat went stale (40 s), then were published ` +
+      `not ready (${unserved.seconds} s after the hang, polled every 0.25 s), until it resumed`,
     convergeSeconds: converged.seconds,
     from: "SIGCONT",
   });
@@ -90,7 +97,7 @@ t.test("an agent gone for good with its Node deleted: its endpoints disappear, t
   recordResult(t, {
     scenario: `agent of ${goneNode} killed for good and its Node deleted`,
     load: churn.describe(),
-    outcome: `every address on ${goneNode} unpublished ${gone} s after the Node's deletion (its report stays, ignored); other nodes exact`,
+    outcome: `every address on ${goneNode} unpublished ${gone} s after the Node's deletion (the garbage collector deletes its report and heartbeat); other nodes exact`,
     convergeSeconds: converged.seconds,
     from: "churn stopped",
   });

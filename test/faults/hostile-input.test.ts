@@ -273,7 +273,7 @@ async function warningsFor(pods: string[]): Promise<Map<string, string>> {
   return out;
 }
 
-/** The node's report objects (`<node>`, `<node>.1`, ...): entries and stored size. */
+/** The node's report objects (`<node>.0`, `<node>.1`, ...): entries and stored size. */
 async function reportParts(node: string): Promise<{ name: string; entries: number; withEndpoints: number; bytes: number }[]> {
   const list = await env.admin.http.request<{ items: { metadata: { name: string }; spec?: { nodeName?: string; netServices?: { namespace: string; endpoints: unknown[] }[] } }[] }>({
     method: "GET",

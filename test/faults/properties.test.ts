@@ -10,7 +10,7 @@ import t from "tap";
 import fc from "fast-check";
 import type { V1Pod } from "@kubernetes/client-node";
 import { annotations, netServiceSchema, reportSpecSchema, type NetService, type ReportSpec } from "../../common/api.ts";
-import { mergeReports } from "../../common/merge.ts";
+import { healthyNodes, mergeReports } from "../../common/merge.ts";
 import { parseNetworkStatus } from "../../common/network-status.ts";
 import { buildNodeReport } from "../../common/node-report.ts";
 import { addressKey, expectedEndpoints, networkStatusOf, publishable, type NetServiceJson, type PodJson } from "./support/truth.ts";
@@ -195,7 +195,7 @@ t.test("pods -> node reports -> merge publishes exactly what the pods say, with 
       }));
       const truth = expectedEndpoints(netServices.map((n) => n.json), pods, liveNodes);
       for (const { parsed, json } of netServices) {
-        const merged = mergeReports(parsed, reports, liveNodes);
+        const merged = mergeReports(parsed, reports, healthyNodes(liveNodes));
         const got = new Map<string, string>();
         for (const endpoint of merged.endpoints) {
           for (const ip of endpoint.addresses) {
@@ -246,7 +246,7 @@ t.test("merging reports nobody vouches for publishes only valid addresses of liv
   fc.assert(
     fc.property(fc.array(hostileReport, { maxLength: 4 }), (raw) => {
       const reports = raw.map((spec) => ({ nodeName: spec.nodeName, spec: reportSpecSchema.parse(spec) as ReportSpec }));
-      const merged = mergeReports(corens, reports, live);
+      const merged = mergeReports(corens, reports, healthyNodes(live));
       const seen = new Set<string>();
       for (const endpoint of merged.endpoints) {
         if (seen.has(endpoint.pod.name)) throw new Error(`pod ${endpoint.pod.name} published twice`);
@@ -270,7 +270,7 @@ t.test("merging reports nobody vouches for publishes only valid addresses of liv
           spec: { ...r.spec, netServices: r.spec.netServices.map((e) => ({ ...e, endpoints: e.endpoints.filter((ep) => r.spec.pods[ep.pod]?.name !== victim) })) },
         }));
         const others = (m: ReturnType<typeof mergeReports>) => JSON.stringify(m.endpoints.filter((e) => e.pod.name !== victim));
-        if (others(mergeReports(corens, without, live)) !== others(merged)) throw new Error(`removing ${victim}'s entries changed other pods`);
+        if (others(mergeReports(corens, without, healthyNodes(live))) !== others(merged)) throw new Error(`removing ${victim}'s entries changed other pods`);
       }
     }),
     share(0.2),

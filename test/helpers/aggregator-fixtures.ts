@@ -16,6 +16,8 @@ export type ReportedPod = {
   serving?: boolean;
   terminating?: boolean;
   hostname?: string;
+  /** The pod's uid; default podUid(namespace, name), for a pod that need not exist. */
+  uid?: string;
 };
 
 type NetServiceRef = { namespace: string; name: string; uid: string; generation: number };
@@ -49,6 +51,17 @@ export class NodeReports {
     return this.write(nodeName, triggerTime);
   }
 
+  /** Every node with an entry for the NetService recomputes it from the NetService's current generation, as agents do after an edit. */
+  async regenerate(netService: KubeObject): Promise<void> {
+    const ref = refOf(netService);
+    for (const [nodeName, entries] of this.nodes) {
+      const entry = entries.get(`${ref.namespace}/${ref.name}`);
+      if (!entry) continue;
+      entry.ref = ref;
+      await this.write(nodeName, new Date().toISOString());
+    }
+  }
+
   /** Writes the node's report again as it stands, with a new trigger time only. */
   async rewrite(nodeName: string, triggerTime = new Date().toISOString()): Promise<ReportSpec> {
     return this.write(nodeName, triggerTime);
@@ -80,8 +93,9 @@ export class NodeReports {
           pods.push({
             namespace: ref.namespace,
             name: pod.name,
-            uid: podUid(ref.namespace, pod.name),
-            ...(pod.hostname ? { hostname: pod.hostname } : {}),
+            uid: pod.uid ?? podUid(ref.namespace, pod.name),
+            // A pod with a hostname has the NetService as its subdomain here (as a StatefulSet's serviceName would).
+            ...(pod.hostname ? { hostname: pod.hostname, subdomain: ref.name } : {}),
             serving: pod.serving ?? true,
             terminating: pod.terminating ?? false,
           });
@@ -91,10 +105,13 @@ export class NodeReports {
       netServices.push({ ...ref, endpoints });
     }
     const spec: ReportSpec = { nodeName, triggerTime, pods, netServices };
+    // Owned by the Node, as an agent's: the aggregator ignores a report of another Node of the name.
+    const node = await getObject(this.http, `/api/v1/nodes/${nodeName}`);
+    const owner = node?.metadata?.uid ? [{ apiVersion: "v1", kind: "Node", name: nodeName, uid: node.metadata.uid }] : [];
     await this.applier.apply({
       apiVersion,
       kind: reportKind,
-      metadata: { namespace: this.namespace, name: nodeName, labels: { [labels.nodeName]: nodeName } },
+      metadata: { namespace: this.namespace, name: nodeName, labels: { [labels.nodeName]: nodeName }, ownerReferences: owner },
       spec,
     });
     return spec;

@@ -57,6 +57,10 @@ function startAggregator(identity: string, options: Partial<AggregatorOptions> =
     // Short enough that a test sees a takeover quickly, long enough for a loaded machine.
     lease: { leaseDurationSeconds: 8, renewDeadlineSeconds: 6, retryPeriodSeconds: 1 },
     takenRecheckMs: 1000,
+    // The reports here are written by the test, for pods that do not exist and nodes without agents:
+    // node-liveness.test.ts and pod-placement.test.ts check those rules with agents and pods.
+    verifyPodPlacement: false,
+    heartbeatTimeoutMs: 0,
     logger: logger.child({ name: identity }),
     ...options,
   });
@@ -110,17 +114,22 @@ t.test("publishes both Services, the Endpoints and the slices from the nodes' re
   const endpoints = await eventually(async () => {
     const found = await published.endpoints("corens");
     const ips = endpointIps(found);
-    expect(ips.ready.length === 2 && ips.notReady.length === 2, `Endpoints: ${JSON.stringify(ips)}`);
+    expect(ips.ready.length === 2 && ips.notReady.length === 1, `Endpoints: ${JSON.stringify(ips)}`);
     return found;
   }, wait);
-  t.same(endpointIps(endpoints), { ready: ["10.10.0.1", "fd00:10::1"], notReady: ["10.10.0.2", "10.10.0.3"] }, "ready in addresses, others (not Ready, terminating) in notReadyAddresses");
+  t.same(
+    endpointIps(endpoints),
+    { ready: ["10.10.0.1", "fd00:10::1"], notReady: ["10.10.0.2"] },
+    "ready in addresses, not Ready in notReadyAddresses, terminating left out (as upstream's Endpoints controller)",
+  );
   const subset = endpoints?.subsets?.[0];
   t.same(
     subset?.addresses?.find((a) => a.ip === "10.10.0.1"),
     { ip: "10.10.0.1", hostname: "utils-a", nodeName: "node-1", targetRef: { kind: "Pod", namespace: ns, name: "utils-a", uid: podUid(ns, "utils-a") } },
     "targetRef, nodeName and hostname",
   );
-  t.equal(subset?.notReadyAddresses?.find((a) => a.ip === "10.10.0.3")?.nodeName, "node-2");
+  t.equal(subset?.notReadyAddresses?.find((a) => a.ip === "10.10.0.2")?.nodeName, "node-1");
+  t.equal(endpoints?.metadata?.labels?.[labels.headless], "", "service.kubernetes.io/headless, as upstream's");
   t.same(subset?.ports, [{ name: "sip", port: 5060, protocol: "UDP" }]);
   t.equal(endpoints?.metadata?.labels?.[labels.skipMirror], "true", "skip-mirror");
   t.equal(endpoints?.metadata?.labels?.[labels.serviceName], "corens");
@@ -218,18 +227,33 @@ t.test("reports of nodes that do not exist are ignored; deleting a Node removes 
   await reports.set("node-ghost", corens, [{ name: "utils-g", addresses: ["10.10.0.9"] }]);
   // A change on a live node after the ghost's report: once it shows, the ghost's report was seen too.
   await reports.set("node-2", corens, [{ name: "utils-c", addresses: ["10.10.0.3", "10.10.0.4"], serving: true, terminating: true }]);
-  await eventually(async () => expect(endpointIps(await published.endpoints("corens")).notReady.includes("10.10.0.4"), "node-2's change published"), wait);
+  await eventually(async () => expect(sliceIps(await published.slices("corens"), "IPv4").includes("10.10.0.4"), "node-2's change published"), wait);
   t.notOk(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "the ghost node's address is not published");
   t.equal((await published.netService("corens"))?.status?.nodesReporting, 2, "the ghost node does not count");
 
   await applyNodes(user, "node-ghost");
+  // A report written before its Node existed names no owner: only the agent's next write, owned by the Node, counts.
+  await reports.rewrite("node-ghost");
   await eventually(async () => expect(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "published once the Node exists"), wait);
+
+  // The Node is deleted and re-created under its name: the old report never comes back (and the garbage collector removes it).
+  await http.request({ method: "DELETE", path: resourcePath({ apiVersion: "v1", plural: "nodes", name: "node-ghost" }) });
+  await eventually(async () => expect(!endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "gone with its Node"), wait);
+  await applyNodes(user, "node-ghost");
+  const node1 = [{ name: "utils-a", addresses: ["10.10.0.1", "fd00:10::1"], hostname: "utils-a" }, { name: "utils-b", addresses: ["10.10.0.2"], serving: true }];
+  await reports.set("node-1", corens, [...node1, { name: "utils-s", addresses: ["10.10.0.8"] }]);
+  await eventually(async () => expect(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.8"), "node-1's change published"), wait);
+  t.notOk(endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.9"), "the re-created Node does not revive the old Node's report");
+  await reports.set("node-1", corens, node1);
+  await eventually(async () => expect(!endpointIps(await published.endpoints("corens")).ready.includes("10.10.0.8"), "node-1 back as it was"), wait);
+  await eventually(async () => expect((await reports.get("node-ghost")) === undefined, "the garbage collector deleted the old Node's report"), wait);
 
   await http.request({ method: "DELETE", path: resourcePath({ apiVersion: "v1", plural: "nodes", name: "node-ghost" }) });
   await http.request({ method: "DELETE", path: resourcePath({ apiVersion: "v1", plural: "nodes", name: "node-2" }) });
   await eventually(async () => {
     const ips = endpointIps(await published.endpoints("corens"));
-    expect(!ips.ready.includes("10.10.0.9") && !ips.notReady.includes("10.10.0.3"), `deleted nodes' endpoints gone: ${JSON.stringify(ips)}`);
+    const slices = sliceIps(await published.slices("corens"), "IPv4");
+    expect(!ips.ready.includes("10.10.0.9") && !slices.includes("10.10.0.3"), `deleted nodes' endpoints gone: ${JSON.stringify(ips)} ${JSON.stringify(slices)}`);
   }, wait);
   t.same(sliceIps(await published.slices("corens"), "IPv4"), ["10.10.0.1", "10.10.0.2"]);
   await eventually(async () => expect((await published.netService("corens"))?.status?.nodesReporting === 1, "one node reporting"), wait);
@@ -237,12 +261,22 @@ t.test("reports of nodes that do not exist are ignored; deleting a Node removes 
 });
 
 t.test("follows edits of the selector, ports, templateServiceName and ipFamilies", async (t) => {
-  const edit = async (spec: Record<string, unknown>) => {
+  const edit = async (spec: Record<string, unknown>, { agentsCatchUp = true } = {}) => {
     corens = await user.apply(netServiceObject(ns, "corens", { netAttachDef: "core", selector: { app: "corens" }, ports: [{ name: "sip", port: 5060, protocol: "UDP" }], ...spec }));
+    // The agents see the edit and report from the new generation: until then the status claims the old one.
+    if (agentsCatchUp) await reports.regenerate(corens);
     return corens.metadata?.generation;
   };
 
-  let generation = await edit({ selector: { app: "corens", tier: "edge" } });
+  let generation = await edit({ selector: { app: "corens", tier: "edge" } }, { agentsCatchUp: false });
+  await eventually(async () => expect((await published.service("corens-template"))?.spec?.selector?.tier === "edge", "template selector follows"), wait);
+  await eventually(async () => {
+    const status = (await published.netService("corens"))?.status;
+    expect(/still publish from generation/.test(readyCondition(await published.netService("corens"))?.message ?? ""), `the message says the nodes are behind: ${JSON.stringify(status)}`);
+    expect((status?.observedGeneration ?? 0) < (generation ?? 0), "observedGeneration stays behind while the node's entry is");
+  }, wait);
+  t.pass("no convergence claimed while node-1 still publishes from the old generation");
+  await reports.regenerate(corens);
   await eventually(async () => expect((await published.service("corens-template"))?.spec?.selector?.tier === "edge", "template selector follows"), wait);
   await eventually(async () => expect((await published.netService("corens"))?.status?.observedGeneration === generation, "observedGeneration follows"), wait);
 
@@ -450,7 +484,7 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [path.join(repoRoot, "aggregator", "main.ts"), "--kubeconfig", plane.kubeconfig, "--metrics-port", String(port)],
+    [path.join(repoRoot, "aggregator", "main.ts"), "--kubeconfig", plane.kubeconfig, "--metrics-port", String(port), "--agent-heartbeat-timeout-seconds", "0"],
     { env: { ...process.env, POD_NAME: "aggregator-program", POD_NAMESPACE: systemNamespace, LOG_LEVEL: "info" }, stdio: ["ignore", "pipe", "inherit"] },
   );
   let output = "";
@@ -459,7 +493,14 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   t.teardown(() => void child.kill("SIGKILL"));
 
   const program = await applyNetService("program", {});
-  await reports.set("node-1", program, [{ name: "program-a", addresses: ["10.40.0.1"] }]);
+  // The program checks that a reported pod runs on the reporting node: this one does.
+  const pod = await user.apply({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "program-a", namespace: ns },
+    spec: { nodeName: "node-1", containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }] },
+  });
+  await reports.set("node-1", program, [{ name: "program-a", addresses: ["10.40.0.1"], uid: pod.metadata?.uid ?? "" }]);
   await eventually(async () => expect(endpointIps(await published.endpoints("program")).ready.length === 1, "published by the program"), wait);
   const lease = await getObject<KubeObject & { spec?: { holderIdentity?: string } }>(http, leasePath);
   t.equal(lease?.spec?.holderIdentity, "aggregator-program", "identity from POD_NAME, Lease in POD_NAMESPACE");
@@ -469,6 +510,8 @@ t.test("the program publishes, serves probes and metrics, and on SIGTERM stops a
   t.match(metrics, /^netservice_api_requests_total\{verb="watch",resource="netservices",code="200"\} [1-9]/m, "/metrics counts API requests by verb and result");
   t.match(metrics, /^netservice_aggregator_endpoints_(not_)?ready \d/m, "/metrics has the published endpoints");
   t.match(metrics, /^netservice_aggregator_leading 1$/m);
+  t.match(metrics, /^netservice_aggregator_pod_reads_total [1-9]/m, "/metrics counts the pod reads");
+  t.match(metrics, /^netservice_aggregator_unhealthy_nodes\{problem="NodeNotReady"\} 0$/m, "/metrics has the unhealthy nodes by problem");
 
   child.kill("SIGTERM");
   const [code] = await exited;

@@ -50,6 +50,7 @@ t.test("deploy/ holds the whole installation", async (t) => {
     "Deployment/netservice-aggregator",
     "Namespace/netservice-system",
     "PodDisruptionBudget/netservice-aggregator",
+    "ResourceQuota/netservice-reports",
     "Role/netservice-agent",
     "Role/netservice-aggregator",
     "RoleBinding/netservice-agent",
@@ -57,7 +58,9 @@ t.test("deploy/ holds the whole installation", async (t) => {
     "Service/netservice-metrics",
     "ServiceAccount/netservice-agent",
     "ServiceAccount/netservice-aggregator",
+    "ValidatingAdmissionPolicy/netservice-agent-own-node-heartbeat",
     "ValidatingAdmissionPolicy/netservice-agent-own-node-report",
+    "ValidatingAdmissionPolicyBinding/netservice-agent-own-node-heartbeat",
     "ValidatingAdmissionPolicyBinding/netservice-agent-own-node-report",
   ]);
   for (const o of objects) {

@@ -63,6 +63,11 @@ const aggregator = new Aggregator(aggregatorClients, { identity: aggregatorPod.m
 boundedTeardown(t, { name: "aggregator", timeoutMs: 30_000, run: () => aggregator.stop() }, { name: "its clients", timeoutMs: 10_000, run: () => aggregatorClients.close() });
 
 t.test("with only their own permissions, the agents and the aggregator publish the seed samples", async (t) => {
+  // The report CRD was installed a moment ago: until its watch cache is initialized the API server answers
+  // lists with 429, which an agent retries but counts as a failure. Wait for it, as a cluster long up has.
+  await eventually(async () => {
+    await admin.http.request({ method: "GET", path: `/apis/svcctl.metaswitch.com/v1alpha1/namespaces/${systemNamespace}/netservicenodereports` });
+  }, { timeoutMs: 30_000 });
   await Promise.all(agents.map((agent) => agent.start()));
   await aggregator.start();
   const applier = new Applier(admin.http, { fieldManager: "netservice-test" });

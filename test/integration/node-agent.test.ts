@@ -3,6 +3,7 @@
 // API, with real Multus values from the public samples), and checks what the
 // agent publishes in its node's report.
 import { spawn } from "node:child_process";
+import { reportPartName } from "../../common/report-parts.ts";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -84,8 +85,9 @@ await createPod(http, { namespace: "default", name: "elsewhere", nodeName: other
 await createPod(http, { namespace: "default", name: "unselected", nodeName: node, labels: { app: "nobody" }, networkStatus: "{oops" });
 await applier.apply(netServiceObject("default", "idle", { netAttachDef: "core", selector: { app: "nothing" } }));
 
+/** The node's report: its first part, the only one here. */
 const reportPath = (nodeName: string) =>
-  resourcePath({ apiVersion, plural: reportPlural, namespace: systemNamespace, name: nodeName });
+  resourcePath({ apiVersion, plural: reportPlural, namespace: systemNamespace, name: reportPartName(nodeName, 0) });
 
 async function readReport(nodeName = node): Promise<{ object: KubeObject; spec: ReportSpec }> {
   const object = await getObject(http, reportPath(nodeName));

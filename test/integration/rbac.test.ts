@@ -65,11 +65,29 @@ t.test("the agent may do what it does", async (t) => {
   await allowed(t, agent.http, "list NetServices", { method: "GET", path: "/apis/svcctl.metaswitch.com/v1alpha1/netservices" });
   await watchAllowed(t, agent.http, "watch NetServices", "/apis/svcctl.metaswitch.com/v1alpha1/netservices", {});
   await allowed(t, agent.http, "record a warning Event on a pod", { method: "POST", path: "/apis/events.k8s.io/v1/namespaces/default/events", body: event("svcctl.metaswitch.com/netservice-agent", { apiVersion: "v1", kind: "Pod", namespace: "default", name: "utils-0" }) });
-  await allowed(t, agent.http, "get its report (none yet)", { method: "GET", path: `${reports}/node-a` }, 404);
+  await allowed(t, agent.http, "get its report (none yet)", { method: "GET", path: `${reports}/node-a.0` }, 404);
+  await allowed(t, agent.http, "list its report's parts", { method: "GET", path: reports, query: { labelSelector: "svcctl.metaswitch.com/node-name=node-a" } });
+  await allowed(t, agent.http, "get its Node (the owner of its reports)", { method: "GET", path: "/api/v1/nodes/node-a" });
+  const node = await admin.http.request<KubeObject>({ method: "GET", path: "/api/v1/nodes/node-a" });
+  const beat = await asAgent.apply(heartbeat("node-a", node.metadata!.uid!));
+  t.ok(beat.metadata?.uid, "apply its heartbeat Lease, owned by its Node");
+  await asAgent.apply(heartbeat("node-a", node.metadata!.uid!));
+  t.pass("renew it");
+});
+
+t.test("the agent cannot renew another node's heartbeat, nor touch other Leases", async (t) => {
+  const leases = `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases`;
+  const nodeB = await admin.http.request<KubeObject>({ method: "GET", path: "/api/v1/nodes/node-b" });
+  await denied(t, () => asAgent.apply(heartbeat("node-b", nodeB.metadata!.uid!)), "apply node-b's heartbeat", /only the heartbeat Lease named after its node/);
+  const unlabelled = heartbeat("node-a", "x");
+  delete unlabelled.metadata!.labels;
+  await denied(t, () => asAgent.apply(unlabelled), "apply a Lease without the heartbeat label", /labelled svcctl.metaswitch.com\/agent-heartbeat=true/);
+  await denied(t, () => asAgent.apply({ ...heartbeat("node-a", nodeB.metadata!.uid!), metadata: { ...heartbeat("node-a", "").metadata, ownerReferences: [{ apiVersion: "v1", kind: "Node", name: "node-b", uid: nodeB.metadata!.uid! }] } }), "make its heartbeat owned by node-b", /owned by its own Node only/);
+  await denied(t, () => agent.http.request({ method: "POST", path: leases, body: lease("node-a") }), "create the Lease of its node's name without the label");
 });
 
 t.test("the agent writes its own node's report, and its parts", async (t) => {
-  for (const name of ["node-a", "node-a.1"]) {
+  for (const name of ["node-a.0", "node-a.1", "node-a.64"]) {
     const stored = await asAgent.apply(report(name, "node-a"));
     t.ok(stored.metadata?.uid, `applied ${name} (created)`);
     await asAgent.apply(report(name, "node-a", { [name]: "updated" }));
@@ -77,23 +95,36 @@ t.test("the agent writes its own node's report, and its parts", async (t) => {
     await allowed(t, agent.http, `get ${name}`, { method: "GET", path: `${reports}/${name}` });
   }
   t.equal(await asAgent.delete(await admin.http.request<KubeObject>({ method: "GET", path: `${reports}/node-a.1` })), "deleted", "deleted node-a.1");
+  // What older agents named the first part: the agent deletes it, and may do nothing else with it.
+  await admin.http.request({ method: "PATCH", path: `${reports}/node-a`, query: { fieldManager: "test" }, contentType: "application/apply-patch+yaml", body: report("node-a", "node-a") });
+  await denied(t, () => asAgent.apply(report("node-a", "node-a", { changed: "yes" })), "update node-a (the old name of its first part)", /may write only the reports named node-a\.<0 to 64>, not node-a/);
+  t.equal(await asAgent.delete(await admin.http.request<KubeObject>({ method: "GET", path: `${reports}/node-a` })), "deleted", "deleted node-a");
 });
 
 t.test("the agent cannot write another node's report", async (t) => {
-  await admin.http.request({ method: "PATCH", path: `${reports}/node-b`, query: { fieldManager: "test" }, contentType: "application/apply-patch+yaml", body: report("node-b", "node-b") });
-  const other = /may write only the reports named node-a or node-a\.<number>, not /;
-  await denied(t, () => asAgent.apply(report("node-b", "node-b")), "apply node-b's report", other);
+  await admin.http.request({ method: "PATCH", path: `${reports}/node-b.0`, query: { fieldManager: "test" }, contentType: "application/apply-patch+yaml", body: report("node-b.0", "node-b") });
+  const other = /may write only the reports named node-a\.<0 to 64>, not /;
+  await denied(t, () => asAgent.apply(report("node-b.0", "node-b")), "apply node-b's report", other);
   await denied(t, () => asAgent.apply(report("node-c", "node-a")), "apply a report named node-c about node-a", other);
   await denied(t, () => asAgent.apply(report("node-a.x", "node-a")), "apply node-a.x", other);
   await denied(t, () => asAgent.apply(report("node-a.1.2", "node-a")), "apply node-a.1.2", other);
   await denied(t, () => asAgent.apply(report("node-ab", "node-a")), "apply node-ab", other);
   await denied(t, () => asAgent.apply(report("node-a.2", "node-b")), "apply its own part with spec.nodeName node-b", /may write only reports with spec.nodeName node-a/);
-  await denied(t, () => asAgent.apply(report("node-a", "node-a", {}, "node-b")), "label its report as node-b's", /may label reports svcctl.metaswitch.com\/node-name=node-a only/);
-  const theirs = await admin.http.request<KubeObject>({ method: "GET", path: `${reports}/node-b` });
+  await denied(t, () => asAgent.apply(report("node-a.0", "node-a", {}, "node-b")), "label its report as node-b's", /may label reports svcctl.metaswitch.com\/node-name=node-a only/);
+  const theirs = await admin.http.request<KubeObject>({ method: "GET", path: `${reports}/node-b.0` });
   await denied(t, () => asAgent.delete(theirs), "delete node-b's report", other);
   await denied(t, () => agent.http.request({ method: "DELETE", path: reports }), "delete all reports");
-  await denied(t, () => agent.http.request({ method: "PUT", path: `${reports}/node-b`, body: theirs }), "replace node-b's report");
-  await denied(t, () => agent.http.request({ method: "GET", path: reports }), "list reports");
+  await denied(t, () => agent.http.request({ method: "PUT", path: `${reports}/node-b.0`, body: theirs }), "replace node-b's report");
+  await denied(t, () => asAgent.apply(report("node-a.65", "node-a")), "apply part 65", other);
+  await denied(t, () => asAgent.apply(report("node-a.01", "node-a")), "apply part 01", other);
+  const nodeB = await admin.http.request<KubeObject>({ method: "GET", path: "/api/v1/nodes/node-b" });
+  await denied(t, () => asAgent.apply({ ...report("node-a.3", "node-a"), metadata: { ...report("node-a.3", "node-a").metadata, ownerReferences: [{ apiVersion: "v1", kind: "Node", name: "node-b", uid: nodeB.metadata!.uid! }] } }), "make its report owned by node-b", /owned by its own Node only/);
+  // A node named like one of node-a's parts has reports of other names (node-a.2.0, ...): node-a cannot write those.
+  await denied(t, () => asAgent.apply(report("node-a.2.0", "node-a")), "apply node-a.2.0, the report of a node named node-a.2", other);
+  // A report of node-a's part name that an administrator wrote for another node: node-a cannot change or delete it.
+  await admin.http.request({ method: "PATCH", path: `${reports}/node-a.2`, query: { fieldManager: "test" }, contentType: "application/apply-patch+yaml", body: report("node-a.2", "node-z") });
+  const foreign = await admin.http.request<KubeObject>({ method: "GET", path: `${reports}/node-a.2` });
+  await denied(t, () => asAgent.delete(foreign), "delete node-a.2 holding another node's report", /the report of another node/);
 });
 
 t.test("the agent cannot write what the aggregator writes, nor read Secrets", async (t) => {
@@ -117,10 +148,11 @@ t.test("an agent token not bound to a pod on a node cannot write reports", async
 });
 
 t.test("the aggregator may do what it does", async (t) => {
-  for (const collection of ["/apis/svcctl.metaswitch.com/v1alpha1/netservices", reports, "/api/v1/nodes", "/api/v1/services", "/api/v1/endpoints", "/apis/discovery.k8s.io/v1/endpointslices"]) {
+  for (const collection of ["/apis/svcctl.metaswitch.com/v1alpha1/netservices", reports, "/api/v1/nodes", "/api/v1/services", "/api/v1/endpoints", "/apis/discovery.k8s.io/v1/endpointslices", `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases`]) {
     await allowed(t, aggregator.http, `list ${collection}`, { method: "GET", path: collection, query: { labelSelector: "svcctl.metaswitch.com/netservice" } });
     await watchAllowed(t, aggregator.http, `watch ${collection}`, collection, { labelSelector: "svcctl.metaswitch.com/netservice" });
   }
+  await allowed(t, aggregator.http, "get a pod (where it runs)", { method: "GET", path: "/api/v1/namespaces/default/pods/utils-0" }, 404);
   const owner = { apiVersion: "svcctl.metaswitch.com/v1alpha1", kind: "NetService", name: "corens", uid: netService.metadata!.uid!, controller: true, blockOwnerDeletion: true };
   const owned: KubeObject[] = [
     { apiVersion: "v1", kind: "Service", metadata: { name: "corens", namespace: "default", ownerReferences: [owner] }, spec: { clusterIP: "None" } },
@@ -157,7 +189,7 @@ t.test("the aggregator cannot read Secrets, write reports, edit NetServices or t
   await denied(t, () => aggregator.http.request({ method: "GET", path: "/api/v1/secrets" }), "list Secrets");
   await denied(t, () => aggregator.http.request({ method: "GET", path: `/api/v1/namespaces/${systemNamespace}/secrets/anything` }), "get a Secret");
   await denied(t, () => asAggregator.apply(report("node-a", "node-a")), "write a report");
-  await denied(t, () => aggregator.http.request({ method: "DELETE", path: `${reports}/node-b` }), "delete a report");
+  await denied(t, () => aggregator.http.request({ method: "DELETE", path: `${reports}/node-b.0` }), "delete a report");
   await denied(t, () => aggregator.http.request({ method: "PATCH", path: "/apis/svcctl.metaswitch.com/v1alpha1/namespaces/default/netservices/corens", contentType: "application/merge-patch+json", body: { spec: { netAttachDef: "access" } } }), "edit a NetService's spec");
   await denied(t, () => aggregator.http.request({ method: "DELETE", path: "/apis/svcctl.metaswitch.com/v1alpha1/namespaces/default/netservices/corens" }), "delete a NetService");
   await denied(t, () => aggregator.http.request({ method: "GET", path: "/api/v1/pods" }), "list pods");
@@ -166,13 +198,27 @@ t.test("the aggregator cannot read Secrets, write reports, edit NetServices or t
   await denied(t, () => aggregator.http.request({ method: "GET", path: "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-controller-manager-test" }), "read another namespace's Lease");
   await admin.http.request({ method: "POST", path: `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases`, body: lease("other") });
   await denied(t, () => aggregator.http.request({ method: "GET", path: `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases/other` }), "read another Lease in its namespace");
-  await denied(t, () => aggregator.http.request({ method: "GET", path: `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases` }), "list Leases");
+  await denied(t, () => aggregator.http.request({ method: "PUT", path: `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases/other`, body: lease("other") }), "write another Lease in its namespace");
 });
 
 t.test("the admission policy leaves everyone but the agent alone", async (t) => {
   const stored = await new Applier(admin.http, { fieldManager: "test" }).apply(report("anything", "node-z"));
   t.ok(stored.metadata?.uid, "an administrator writes any report");
 });
+
+function heartbeat(node: string, nodeUid: string): KubeObject {
+  return {
+    apiVersion: "coordination.k8s.io/v1",
+    kind: "Lease",
+    metadata: {
+      name: node,
+      namespace: systemNamespace,
+      labels: { "svcctl.metaswitch.com/agent-heartbeat": "true" },
+      ownerReferences: [{ apiVersion: "v1", kind: "Node", name: node, uid: nodeUid }],
+    },
+    spec: { holderIdentity: `netservice-agent-${node}`, leaseDurationSeconds: 40, renewTime: new Date().toISOString().replace(/Z$/, "000Z") },
+  } as KubeObject;
+}
 
 async function allowed(t: Test, http: KubeHttp, what: string, req: KubeRequest, acceptedError?: number): Promise<void> {
   try {

@@ -13,6 +13,7 @@ const defaults: AggregatorConfig = {
   statusCountsIntervalMs: 1000,
   minWriteIntervalMs: 0,
   metricsPort: 8080,
+  heartbeatTimeoutMs: 40_000,
 };
 
 t.test("flags and environment become a configuration", async (t) => {
@@ -25,6 +26,7 @@ t.test("flags and environment become a configuration", async (t) => {
     { name: "--leader-elect=true", argv: ["--leader-elect=true"], expect: { leaderElect: true } },
     { name: "--no-leader-elect", argv: ["--no-leader-elect"], expect: { leaderElect: false } },
     { name: "pacing of writes", argv: ["--status-counts-interval-ms", "0", "--min-write-interval-ms", "250"], expect: { statusCountsIntervalMs: 0, minWriteIntervalMs: 250 } },
+    { name: "heartbeats ignored", argv: ["--agent-heartbeat-timeout-seconds", "0"], expect: { heartbeatTimeoutMs: 0 } },
     { name: "workers, lease, port, kubeconfig", argv: ["--workers", "8", "--lease-name", "agg", "--metrics-port", "0", "--kubeconfig", "/k"], expect: { workers: 8, leaseName: "agg", metricsPort: 0, kubeconfig: "/k" } },
   ];
   for (const c of cases) {

@@ -3,7 +3,7 @@
 import t from "tap";
 import type { Condition } from "../../common/desired-status.ts";
 import { KubeApiError } from "../../common/kube/http.ts";
-import { isRefusal } from "../../aggregator/errors.ts";
+import { isNamespaceTerminating, isRefusal } from "../../aggregator/errors.ts";
 import { EventLimiter, readyTransitionEvent } from "../../aggregator/events.ts";
 
 const ready = (status: Condition["status"], reason: string, message = "m"): Condition => ({
@@ -56,4 +56,19 @@ t.test("refusals go into the status as ApplyFailed; the rest is retried quietly"
     { name: "connection refused", err: new Error("connect ECONNREFUSED"), refusal: false },
   ];
   for (const c of cases) t.equal(isRefusal(c.err), c.refusal, c.name);
+});
+
+t.test("a create refused because the namespace is being deleted is neither a refusal for the status nor a failure", async (t) => {
+  // As kube-apiserver's NamespaceLifecycle admission answers.
+  const terminating = new KubeApiError("POST", "/api/v1/namespaces/gone/services", 403, JSON.stringify({
+    kind: "Status",
+    code: 403,
+    reason: "Forbidden",
+    message: 'services "corens" is forbidden: unable to create new content in namespace gone because it is being terminated',
+    details: { name: "corens", kind: "services", causes: [{ reason: "NamespaceTerminating", message: "namespace gone is being terminated", field: "metadata.namespace", type: "NamespaceTerminating" }] },
+  }));
+  t.equal(isNamespaceTerminating(terminating), true);
+  t.equal(isRefusal(terminating), false, "no ApplyFailed, no Warning Event");
+  const rbac = new KubeApiError("POST", "/p", 403, JSON.stringify({ kind: "Status", code: 403, reason: "Forbidden", message: "cannot create resource" }));
+  t.equal(isNamespaceTerminating(rbac), false, "any other 403 still is one");
 });

@@ -24,7 +24,7 @@ function endpoint(name: string, addresses: string[]): MergedEndpoint {
   return { pod: { namespace: "default", name, uid: `uid-${name}` }, nodeName: "node-1", addresses, serving: true, terminating: false, ready: true };
 }
 function merged(endpoints: MergedEndpoint[]): MergedNetService {
-  return { endpoints, readyEndpoints: endpoints.length, notReadyEndpoints: 0, nodesReporting: 1, agents: { reporting: 1, liveNodes: 1 }, staleNodes: [] };
+  return { endpoints, readyEndpoints: endpoints.length, notReadyEndpoints: 0, nodesReporting: 1, agents: { reporting: 1, liveNodes: 1 }, staleNodes: [], unservedNodes: [] };
 }
 const twoPods = merged([endpoint("a", ["10.0.0.1", "fd00::1"]), endpoint("b", ["10.0.0.2"])]);
 

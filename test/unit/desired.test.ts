@@ -48,6 +48,7 @@ function merged(endpoints: MergedEndpoint[], nodesReporting = 1): MergedNetServi
     nodesReporting,
     agents: { reporting: 2, liveNodes: 3 },
     staleNodes: [],
+    unservedNodes: [],
   };
 }
 
@@ -170,7 +171,7 @@ t.test("desired Endpoints: ready addresses, then not-ready ones, with references
     metadata: {
       name: "corens",
       namespace: "default",
-      labels: { [labels.netService]: "corens", [labels.serviceName]: "corens", [labels.skipMirror]: "true" },
+      labels: { [labels.netService]: "corens", [labels.serviceName]: "corens", [labels.skipMirror]: "true", [labels.headless]: "" },
       annotations: { [annotations.triggerTime]: trigger },
       ownerReferences: [owner],
     },
@@ -180,10 +181,8 @@ t.test("desired Endpoints: ready addresses, then not-ready ones, with references
           { ip: "10.0.0.10", hostname: "aye", nodeName: "node-1", targetRef: podRef("a") },
           { ip: "fd00::a", hostname: "aye", nodeName: "node-1", targetRef: podRef("a") },
         ],
-        notReadyAddresses: [
-          { ip: "10.0.0.2", nodeName: "node-1", targetRef: podRef("c") },
-          { ip: "10.0.0.9", nodeName: "node-1", targetRef: podRef("b") },
-        ],
+        // The terminating pod c is left out, as upstream's Endpoints controller does.
+        notReadyAddresses: [{ ip: "10.0.0.9", nodeName: "node-1", targetRef: podRef("b") }],
         ports: [
           { name: "sip", port: 5060, protocol: "UDP" },
           { name: "sips", port: 5061, protocol: "TCP", appProtocol: "sips" },
@@ -191,6 +190,14 @@ t.test("desired Endpoints: ready addresses, then not-ready ones, with references
       },
     ],
   });
+});
+
+t.test("terminating pods are in the Endpoints only when the NetService publishes not-ready addresses (then ready)", async (t) => {
+  const view = (publish: boolean) =>
+    merged([endpoint("c", ["10.0.0.2"], { terminating: true, ready: publish })]);
+  t.same(desiredEndpoints(corens, view(false), trigger).subsets, [], "left out");
+  const publishing = netService({ name: "corens", uid: "uid-corens", generation: 4, publishNotReadyAddresses: true });
+  t.same(desiredEndpoints(publishing, view(true), trigger).subsets?.[0]?.addresses?.map((address) => address.ip), ["10.0.0.2"], "listed ready");
 });
 
 t.test("Endpoints without any endpoint have no subsets and no trigger time when none is given", async (t) => {
@@ -250,7 +257,7 @@ t.test("EndpointSlices: one family each, one address per endpoint, conditions, r
   const metadata = (name: string) => ({
     name,
     namespace: "default",
-    labels: { [labels.netService]: "corens", [labels.serviceName]: "corens", [labels.managedBy]: sliceManagedBy },
+    labels: { [labels.netService]: "corens", [labels.serviceName]: "corens", [labels.managedBy]: sliceManagedBy, [labels.headless]: "" },
     annotations: { [annotations.triggerTime]: trigger },
     ownerReferences: [owner],
   });
@@ -387,11 +394,52 @@ t.test("status: Ready when endpoints are published, with counts", async (t) => {
         reason: "EndpointsPublished",
         message: "1 ready and 1 not ready pods published from 3 nodes",
       },
+      {
+        type: "NodesHealthy",
+        status: "True",
+        observedGeneration: 4,
+        lastTransitionTime: "2026-03-01T10:00:00Z",
+        reason: "AllNodesHealthy",
+        message: "every node with endpoints of this NetService is Ready and its agent alive",
+      },
     ],
     readyEndpoints: 1,
     notReadyEndpoints: 1,
     nodesReporting: 3,
   });
+});
+
+t.test("status: NodesHealthy is False, naming the nodes and why, while some node's endpoints are published not ready", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const view = {
+    ...merged([endpoint("a", ["10.0.0.1"], { serving: false })], 2),
+    unservedNodes: [
+      { name: "n1", problem: "NodeNotReady" as const },
+      { name: "n2", problem: "AgentHeartbeatStale" as const },
+    ],
+  };
+  const status = desiredStatus(corens, view, [], undefined, now);
+  t.match(status.conditions[1], {
+    type: "NodesHealthy",
+    status: "False",
+    reason: "NodesUnhealthy",
+    message: /on 2 nodes are published not ready: n1 \(its Node is not Ready\), n2 \(its netservice-agent stopped renewing its heartbeat\)/,
+  });
+  const back = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"])], 2), [], status.conditions, new Date("2026-03-01T10:05:00Z"));
+  t.match(back.conditions[1], { status: "True", lastTransitionTime: "2026-03-01T10:05:00Z" });
+  t.ok(statusNeedsWrite(back, status), "the recovery is written");
+});
+
+t.test("status: no convergence claimed while some node publishes from an older generation", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const behind = { ...merged([endpoint("a", ["10.0.0.1"])], 2), staleNodes: ["n2"], oldestGeneration: 3 };
+  const status = desiredStatus(corens, behind, [], undefined, now);
+  t.equal(status.observedGeneration, 3, "the oldest generation still published, not the NetService's 4");
+  t.same(status.conditions.map((condition) => condition.observedGeneration), [3, 3]);
+  t.match(status.conditions[0]?.message, /1 nodes \(n2\) still publish from generation 3, not 4/);
+  const caughtUp = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"])], 2), [], status.conditions, now);
+  t.equal(caughtUp.observedGeneration, 4);
+  t.ok(statusNeedsWrite(caughtUp, status));
 });
 
 t.test("status: not Ready without endpoints or with a problem, with the fix in the message", async (t) => {

@@ -1,6 +1,6 @@
 import t from "tap";
 import type { ReportSpec } from "../../common/api.ts";
-import { mergeReports, type NodeReport } from "../../common/merge.ts";
+import { healthyNodes, mergeReports, type NodeReport } from "../../common/merge.ts";
 import { netService } from "./objects.ts";
 
 const corens = netService({ name: "corens", uid: "uid-corens", generation: 3 });
@@ -11,6 +11,7 @@ type ReportedPod = {
   serving?: boolean;
   terminating?: boolean;
   hostname?: string;
+  subdomain?: string;
   addresses: string[];
 };
 
@@ -27,6 +28,7 @@ function report(
       name: each.name,
       uid: each.uid ?? `uid-${each.name}`,
       ...(each.hostname ? { hostname: each.hostname } : {}),
+      ...(each.subdomain ? { subdomain: each.subdomain } : {}),
       serving: each.serving ?? true,
       terminating: each.terminating ?? false,
     })),
@@ -50,11 +52,11 @@ t.test("reports of live nodes merge into one sorted view with readiness and coun
       report("node-b", [{ name: "b", serving: false, addresses: ["10.0.0.2"] }], {
         triggerTime: "2026-01-01T00:00:02.000Z",
       }),
-      report("node-a", [{ name: "a", hostname: "aye", addresses: ["10.0.0.1", "fd00::1"] }], {
+      report("node-a", [{ name: "a", hostname: "aye", subdomain: "corens", addresses: ["10.0.0.1", "fd00::1"] }], {
         triggerTime: "2026-01-01T00:00:01.000Z",
       }),
     ],
-    new Set(["node-a", "node-b"]),
+    healthyNodes(["node-a", "node-b"]),
   );
   t.same(merged, {
     endpoints: [
@@ -81,6 +83,7 @@ t.test("reports of live nodes merge into one sorted view with readiness and coun
     nodesReporting: 2,
     agents: { reporting: 2, liveNodes: 2 },
     staleNodes: [],
+    unservedNodes: [],
     triggerTime: "2026-01-01T00:00:02.000Z",
   });
 });
@@ -92,7 +95,7 @@ t.test("a report of a node that is no longer live is ignored", async (t) => {
       report("alive", [{ name: "a", addresses: ["10.0.0.1"] }]),
       report("dead", [{ name: "b", addresses: ["10.0.0.2"] }]),
     ],
-    new Set(["alive"]),
+    healthyNodes(["alive"]),
   );
   t.same(
     merged.endpoints.map((endpoint) => endpoint.pod.name),
@@ -109,7 +112,7 @@ t.test("entries of another NetService incarnation (different uid) are ignored", 
       report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { uid: "uid-of-deleted-corens" }),
       report("n2", [{ name: "b", addresses: ["10.0.0.2"] }]),
     ],
-    new Set(["n1", "n2"]),
+    healthyNodes(["n1", "n2"]),
   );
   t.same(
     merged.endpoints.map((endpoint) => endpoint.pod.name),
@@ -122,7 +125,7 @@ t.test("entries about pods of another namespace are ignored", async (t) => {
   const merged = mergeReports(
     corens,
     [report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { namespace: "other" })],
-    new Set(["n1"]),
+    healthyNodes(["n1"]),
   );
   t.same(merged.endpoints, []);
 });
@@ -138,7 +141,7 @@ t.test("a pod in two reports appears once, from the newest report", async (t) =>
     [older, newer],
     [newer, older],
   ]) {
-    const merged = mergeReports(corens, reports, new Set(["old-node", "new-node"]));
+    const merged = mergeReports(corens, reports, healthyNodes(["old-node", "new-node"]));
     t.same(
       merged.endpoints.map((endpoint) => [endpoint.pod.uid, endpoint.nodeName, endpoint.addresses]),
       [["uid-2", "new-node", ["10.0.0.9"]]],
@@ -146,7 +149,7 @@ t.test("a pod in two reports appears once, from the newest report", async (t) =>
     t.equal(merged.readyEndpoints, 1);
   }
   const undated = report("a-node", [{ name: "web-0", uid: "uid-3", addresses: ["10.0.0.3"] }]);
-  const merged = mergeReports(corens, [undated, older], new Set(["a-node", "old-node"]));
+  const merged = mergeReports(corens, [undated, older], healthyNodes(["a-node", "old-node"]));
   t.equal(merged.endpoints[0]?.nodeName, "old-node", "a report without a trigger time counts as the oldest");
 });
 
@@ -157,13 +160,13 @@ t.test("readiness follows publishNotReadyAddresses of the NetService, not of the
       { name: "leaving", serving: true, terminating: true, addresses: ["10.0.0.2"] },
     ]),
   ];
-  const strict = mergeReports(corens, reports, new Set(["n"]));
+  const strict = mergeReports(corens, reports, healthyNodes(["n"]));
   t.same(
     strict.endpoints.map((endpoint) => endpoint.ready),
     [false, false],
   );
   const publishAll = netService({ uid: "uid-corens", publishNotReadyAddresses: true });
-  const lenient = mergeReports(publishAll, reports, new Set(["n"]));
+  const lenient = mergeReports(publishAll, reports, healthyNodes(["n"]));
   t.same(
     lenient.endpoints.map((endpoint) => endpoint.ready),
     [true, true],
@@ -173,11 +176,11 @@ t.test("readiness follows publishNotReadyAddresses of the NetService, not of the
 
 t.test("addresses from reports are checked again and filtered by ipFamilies", async (t) => {
   const reports = [report("n", [{ name: "a", addresses: ["fd00:0::1", "10.0.0.1", "127.0.0.1", "bogus"] }])];
-  t.same(mergeReports(corens, reports, new Set(["n"])).endpoints[0]?.addresses, ["10.0.0.1", "fd00::1"]);
+  t.same(mergeReports(corens, reports, healthyNodes(["n"])).endpoints[0]?.addresses, ["10.0.0.1", "fd00::1"]);
   const v6 = netService({ uid: "uid-corens", ipFamilies: ["IPv6"] });
-  t.same(mergeReports(v6, reports, new Set(["n"])).endpoints[0]?.addresses, ["fd00::1"]);
+  t.same(mergeReports(v6, reports, healthyNodes(["n"])).endpoints[0]?.addresses, ["fd00::1"]);
   const onlyBad = [report("n", [{ name: "a", addresses: ["127.0.0.1"] }])];
-  t.same(mergeReports(corens, onlyBad, new Set(["n"])).endpoints, [], "a pod without a valid address is no endpoint");
+  t.same(mergeReports(corens, onlyBad, healthyNodes(["n"])).endpoints, [], "a pod without a valid address is no endpoint");
 });
 
 t.test("nodes that computed their entry from an older generation are named", async (t) => {
@@ -187,14 +190,78 @@ t.test("nodes that computed their entry from an older generation are named", asy
       report("behind", [{ name: "a", addresses: ["10.0.0.1"] }], { generation: 2 }),
       report("current", [{ name: "b", addresses: ["10.0.0.2"] }]),
     ],
-    new Set(["behind", "current"]),
+    healthyNodes(["behind", "current"]),
   );
   t.same(merged.staleNodes, ["behind"]);
+  t.equal(merged.oldestGeneration, 2);
   t.equal(merged.endpoints.length, 2, "their endpoints stay until they catch up");
 });
 
 t.test("a dangling pod index is ignored", async (t) => {
   const broken = report("n", [{ name: "a", addresses: ["10.0.0.1"] }]);
   broken.spec.netServices[0]?.endpoints.push({ pod: 7, addresses: ["10.0.0.7"] });
-  t.equal(mergeReports(corens, [broken], new Set(["n"])).endpoints.length, 1);
+  t.equal(mergeReports(corens, [broken], healthyNodes(["n"])).endpoints.length, 1);
+});
+
+t.test("endpoints of a node that does not serve are published not serving and not ready, with the zone of their node", async (t) => {
+  const reports = [
+    { ...report("up", [{ name: "a", addresses: ["10.0.0.1"] }]), nodeUid: "uid-up" },
+    { ...report("down", [{ name: "b", addresses: ["10.0.0.2"] }, { name: "c", terminating: true, addresses: ["10.0.0.3"] }]), nodeUid: "uid-down" },
+  ];
+  const cases = [
+    { problem: "NodeNotReady" as const, publishNotReady: false, ready: [true, false, false] },
+    { problem: "NodeUnreachable" as const, publishNotReady: false, ready: [true, false, false] },
+    { problem: "AgentHeartbeatStale" as const, publishNotReady: false, ready: [true, false, false] },
+    { problem: "AgentHeartbeatMissing" as const, publishNotReady: true, ready: [true, true, true] },
+  ];
+  for (const { problem, publishNotReady, ready } of cases) {
+    const nodes = new Map([
+      ["up", { uid: "uid-up", serving: true, zone: "zone-a" }],
+      ["down", { uid: "uid-down", serving: false, problem, zone: "zone-b" }],
+    ]);
+    const ns = netService({ name: "corens", uid: "uid-corens", generation: 3, publishNotReadyAddresses: publishNotReady });
+    const merged = mergeReports(ns, reports, nodes);
+    t.same(
+      merged.endpoints.map((endpoint) => [endpoint.pod.name, endpoint.serving, endpoint.ready, endpoint.zone]),
+      [
+        ["a", true, ready[0], "zone-a"],
+        ["b", false, ready[1], "zone-b"],
+        ["c", false, ready[2], "zone-b"],
+      ],
+      problem,
+    );
+    t.same(merged.unservedNodes, [{ name: "down", problem }], `${problem}: the node is named with why`);
+  }
+});
+
+t.test("a report owned by an earlier Node of the same name, or by none, contributes nothing", async (t) => {
+  const nodes = new Map([["n", { uid: "uid-new", serving: true }]]);
+  const pods = [{ name: "a", addresses: ["10.0.0.1"] }];
+  t.equal(mergeReports(corens, [{ ...report("n", pods), nodeUid: "uid-new" }], nodes).endpoints.length, 1);
+  t.equal(mergeReports(corens, [{ ...report("n", pods), nodeUid: "uid-old" }], nodes).endpoints.length, 0, "an old Node's report");
+  t.equal(mergeReports(corens, [report("n", pods)], nodes).endpoints.length, 0, "a report without an owner");
+  t.equal(mergeReports(corens, [{ ...report("gone", pods), nodeUid: "uid-gone" }], nodes).endpoints.length, 0, "a deleted Node's report");
+});
+
+t.test("a trigger time in the future counts as now: it neither wins a duplicate nor is published", async (t) => {
+  const now = Date.parse("2026-06-01T00:00:00.000Z");
+  const honest = report("honest", [{ name: "web-0", uid: "uid-1", addresses: ["10.0.0.1"] }], { triggerTime: "2026-06-01T00:00:00.000Z" });
+  const liar = report("liar", [{ name: "web-0", uid: "uid-2", addresses: ["10.6.6.6"] }], { triggerTime: "2099-01-01T00:00:00.000Z" });
+  for (const reports of [[honest, liar], [liar, honest]]) {
+    const merged = mergeReports(corens, reports, healthyNodes(["honest", "liar"]), now);
+    t.same(merged.endpoints.map((endpoint) => endpoint.nodeName), ["honest"], "a tie at now goes to the node name, not to the claim");
+    t.equal(merged.triggerTime, "2026-06-01T00:00:00.000Z");
+  }
+});
+
+t.test("a pod's hostname is published only by the NetService its subdomain names, as upstream", async (t) => {
+  const cases: { subdomain?: string; published: string | undefined }[] = [
+    { subdomain: "corens", published: "aye" },
+    { subdomain: "other-service", published: undefined },
+    { published: undefined },
+  ];
+  for (const { subdomain, published } of cases) {
+    const merged = mergeReports(corens, [report("n", [{ name: "a", hostname: "aye", ...(subdomain ? { subdomain } : {}), addresses: ["10.0.0.1"] }])], healthyNodes(["n"]));
+    t.equal(merged.endpoints[0]?.hostname, published, `subdomain ${subdomain ?? "(none)"}`);
+  }
 });

@@ -23,6 +23,8 @@ t.test("defaults: the pod's namespace, no debounce, keep the report, probes on 8
     debounceMs: 0,
     deleteReportOnExit: false,
     metricsPort: 8080,
+    heartbeatIntervalMs: 10_000,
+    stallAfterMs: 120_000,
   });
   t.equal(config([], { NODE_NAME: "n", POD_NAMESPACE: "infra" }).systemNamespace, "infra");
   t.equal(config(["--namespace", "ops"], { NODE_NAME: "n", POD_NAMESPACE: "infra" }).systemNamespace, "ops");
@@ -30,8 +32,8 @@ t.test("defaults: the pod's namespace, no debounce, keep the report, probes on 8
 
 t.test("every flag", async (t) => {
   t.same(
-    config(["--node-name=n", "--kubeconfig", "/k", "--namespace", "ns", "--debounce-ms", "50", "--delete-report-on-exit", "--metrics-port", "0"]),
-    { nodeName: "n", kubeconfig: "/k", systemNamespace: "ns", debounceMs: 50, deleteReportOnExit: true, metricsPort: 0 },
+    config(["--node-name=n", "--kubeconfig", "/k", "--namespace", "ns", "--debounce-ms", "50", "--delete-report-on-exit", "--metrics-port", "0", "--heartbeat-interval-seconds", "5", "--stall-timeout-seconds", "60"]),
+    { nodeName: "n", kubeconfig: "/k", systemNamespace: "ns", debounceMs: 50, deleteReportOnExit: true, metricsPort: 0, heartbeatIntervalMs: 5000, stallAfterMs: 60_000 },
   );
 });
 
@@ -42,6 +44,8 @@ t.test("mistakes are refused with what to fix", async (t) => {
   t.throws(() => config(["--metrics-port", "70000"], env), /--metrics-port must be a whole number from 0 to 65535/);
   t.throws(() => config(["--namespace", "Bad NS"], env), /namespace "Bad NS" is not a namespace name/);
   t.throws(() => config(["--kubeconfig="], env), /--kubeconfig needs a file path/);
+  t.throws(() => config(["--heartbeat-interval-seconds", "0"], env), /--heartbeat-interval-seconds must be a whole number from 1 to 600/);
+  t.throws(() => config([], { NODE_NAME: `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(60)}` }), /report parts are named <node>.<0-64>/);
   t.throws(() => config(["--nodename", "n"], env), /Unknown option '--nodename' \(see --help\)/);
   t.throws(() => config(["extra"], env), ConfigError, "no positional arguments");
 });

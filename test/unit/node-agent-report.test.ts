@@ -16,34 +16,41 @@ const spec: ReportSpec = {
   netServices: [{ namespace: "default", name: "corens", uid: "n", generation: 1, endpoints: [{ pod: 0, addresses: ["10.0.0.1"] }] }],
 };
 
-t.test("the report object is named after the node, labelled with it, in the system namespace", async (t) => {
-  t.same(reportObject("node-1", "netservice-system", spec), {
+const nodeOwner = { apiVersion: "v1", kind: "Node", name: "node-1", uid: "node-uid" };
+
+t.test("the report object is named after the node and its part, labelled with the node, owned by the Node, in the system namespace", async (t) => {
+  t.same(reportObject("node-1", "netservice-system", spec, 0, "node-uid"), {
     apiVersion: "svcctl.metaswitch.com/v1alpha1",
     kind: "NetServiceNodeReport",
-    metadata: { name: "node-1", namespace: "netservice-system", labels: { [labels.nodeName]: "node-1" } },
+    metadata: { name: "node-1.0", namespace: "netservice-system", labels: { [labels.nodeName]: "node-1" }, ownerReferences: [nodeOwner] },
     spec,
   });
+  t.equal(reportObject("node-1", "netservice-system", spec, 2, "node-uid").metadata?.name, "node-1.2");
 });
 
 t.test("a node name too long for a label value gets no label", async (t) => {
   const long = `${"a".repeat(60)}.example.com`;
   t.equal(nodeNameLabel(long), undefined);
-  t.notOk(reportObject(long, "ns", { ...spec, nodeName: long }).metadata?.labels);
+  t.notOk(reportObject(long, "ns", { ...spec, nodeName: long }, 0, "u").metadata?.labels);
   t.ok(storedReport({ metadata: { uid: "x" }, spec: { ...spec, nodeName: long } }, long).labelled, "and none is expected");
 });
 
 t.test("write only when the stored report publishes something else", async (t) => {
-  const stored = storedReport({ metadata: { uid: "x", labels: { [labels.nodeName]: "node-1" } }, spec }, "node-1");
+  const stored = storedReport({ metadata: { uid: "x", labels: { [labels.nodeName]: "node-1" }, ownerReferences: [nodeOwner] }, spec }, "node-1");
   t.equal(stored.uid, "x");
-  t.notOk(reportNeedsWrite({ ...spec, triggerTime: "2030-01-01T00:00:00.000Z" }, stored), "a newer triggerTime alone is no change");
-  t.notOk(reportNeedsWrite({ ...spec, triggerTime: undefined }, stored));
-  t.ok(reportNeedsWrite({ ...spec, pods: [{ ...spec.pods[0]!, serving: false }] }, stored), "readiness changed");
-  t.ok(reportNeedsWrite(spec, null), "no report on the server");
+  t.equal(stored.nodeUid, "node-uid");
+  t.notOk(reportNeedsWrite({ ...spec, triggerTime: "2030-01-01T00:00:00.000Z" }, stored, "node-uid"), "a newer triggerTime alone is no change");
+  t.notOk(reportNeedsWrite({ ...spec, triggerTime: undefined }, stored, "node-uid"));
+  t.ok(reportNeedsWrite({ ...spec, pods: [{ ...spec.pods[0]!, serving: false }] }, stored, "node-uid"), "readiness changed");
+  t.ok(reportNeedsWrite(spec, null, "node-uid"), "no report on the server");
+  t.ok(reportNeedsWrite(spec, stored, "another-node-uid"), "the Node was re-created: the report must name the new one as owner");
+  const ownerless = storedReport({ metadata: { uid: "x", labels: { [labels.nodeName]: "node-1" } }, spec }, "node-1");
+  t.ok(reportNeedsWrite(spec, ownerless, "node-uid"), "a report without its owner is rewritten with it");
   const unlabelled = storedReport({ metadata: { uid: "x" }, spec }, "node-1");
-  t.ok(reportNeedsWrite(spec, unlabelled), "the label is missing");
+  t.ok(reportNeedsWrite(spec, unlabelled, "node-uid"), "the label is missing");
   const garbage = storedReport({ metadata: { uid: "x", labels: { [labels.nodeName]: "node-1" } }, spec: { nodeName: 5 } }, "node-1");
   t.equal(garbage.spec, undefined);
-  t.ok(reportNeedsWrite(spec, garbage), "a stored spec that does not parse is overwritten");
+  t.ok(reportNeedsWrite(spec, garbage, "node-uid"), "a stored spec that does not parse is overwritten");
 });
 
 t.test("trigger times are RFC 3339 with milliseconds", async (t) => {

@@ -26,7 +26,7 @@ function utilsPod(name: string, core: string[], access: string[] = [], extra = {
 
 t.test("pods are listed once and NetService entries refer to them by index", async (t) => {
   const pods = [
-    utilsPod("b", ["10.0.0.2"], ["10.1.0.2"], { ready: false, hostname: "bee" }),
+    utilsPod("b", ["10.0.0.2"], ["10.1.0.2"], { ready: false, hostname: "bee", subdomain: "corens" }),
     utilsPod("a", ["10.0.0.1", "fd00::1"], [], { deleting: true }),
     pod({ name: "other", labels: { app: "other" }, networkStatus: [attachment("default/core", ["10.0.0.3"])] }),
   ];
@@ -35,7 +35,7 @@ t.test("pods are listed once and NetService entries refer to them by index", asy
     nodeName: "node-1",
     pods: [
       { namespace: "default", name: "a", uid: "uid-a", serving: true, terminating: true },
-      { namespace: "default", name: "b", uid: "uid-b", hostname: "bee", serving: false, terminating: false },
+      { namespace: "default", name: "b", uid: "uid-b", hostname: "bee", subdomain: "corens", serving: false, terminating: false },
     ],
     netServices: [
       {

@@ -22,6 +22,7 @@ export type PodOptions = {
   deleting?: boolean;
   phase?: string;
   hostname?: string;
+  subdomain?: string;
 };
 
 export function pod(options: PodOptions = {}): V1Pod {
@@ -40,7 +41,7 @@ export function pod(options: PodOptions = {}): V1Pod {
       annotations: podAnnotations,
       ...(options.deleting ? { deletionTimestamp: new Date("2026-01-01T00:00:00Z") } : {}),
     },
-    spec: { containers: [], ...(options.hostname ? { hostname: options.hostname } : {}) },
+    spec: { containers: [], ...(options.hostname ? { hostname: options.hostname } : {}), ...(options.subdomain ? { subdomain: options.subdomain } : {}) },
     status: {
       phase: options.phase ?? "Running",
       conditions: [{ type: "Ready", status: options.ready === false ? "False" : "True" }],

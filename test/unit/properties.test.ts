@@ -8,7 +8,7 @@ import { addressFamily, canonicalAddress } from "../../common/addresses.ts";
 import { desiredEndpoints } from "../../common/desired-endpoints.ts";
 import { desiredEndpointSlices, maxEndpointsPerSlice } from "../../common/desired-slices.ts";
 import { endpointsForPod } from "../../common/endpoints-for-pod.ts";
-import { mergeReports, type MergedEndpoint, type MergedNetService } from "../../common/merge.ts";
+import { healthyNodes, mergeReports, type MergedEndpoint, type MergedNetService } from "../../common/merge.ts";
 import { parseNetworkStatus } from "../../common/network-status.ts";
 import { parseNetworksRequest } from "../../common/networks.ts";
 import { buildNodeReport } from "../../common/node-report.ts";
@@ -211,7 +211,7 @@ t.test("node reports merged back give exactly the (pod, address) pairs of every 
           const expected = pods.flatMap((member) =>
             endpointsForPod(member, each).addresses.map((address) => pairOf(member, address, each)),
           );
-          const merged = mergeReports(each, reports, new Set(nodeNames));
+          const merged = mergeReports(each, reports, healthyNodes(nodeNames));
           const actual = merged.endpoints.flatMap((endpoint) =>
             endpoint.addresses.map((address) => `${endpoint.pod.name} ${address} ${readinessOf(endpoint)}`),
           );
@@ -253,6 +253,7 @@ function viewOf(candidates: readonly MergedEndpoint[]): MergedNetService {
     nodesReporting: 7,
     agents: { reporting: 7, liveNodes: 7 },
     staleNodes: [],
+    unservedNodes: [],
   };
 }
 
@@ -345,6 +346,7 @@ t.test("Endpoints never exceed 1000 addresses and never drop a ready address for
         nodesReporting: 1,
         agents: { reporting: 1, liveNodes: 1 },
         staleNodes: [],
+    unservedNodes: [],
       };
     });
   fc.assert(

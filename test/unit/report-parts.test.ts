@@ -1,6 +1,8 @@
+import fc from "fast-check";
 import t from "tap";
 import type { ReportSpec } from "../../common/api.ts";
-import { reportPartName, splitReport } from "../../common/report-parts.ts";
+import { partWriteOrder, reportPartIndex, reportPartName, splitReport } from "../../common/report-parts.ts";
+import { propertyRuns } from "./objects.ts";
 
 function report(netServices: number, podsPerService: number, pods = podsPerService): ReportSpec {
   return {
@@ -62,6 +64,118 @@ t.test("an entry larger than a part gets a part of its own", async (t) => {
 });
 
 t.test("parts are named after the node", async (t) => {
-  t.equal(reportPartName("node-1", 0), "node-1");
+  t.equal(reportPartName("node-1", 0), "node-1.0");
   t.equal(reportPartName("node-1", 2), "node-1.2");
+});
+
+/**
+ * Carries a write order out on the stored parts, as the agent does (each
+ * write replaces one part, then the parts past the new last one are deleted
+ * from the end), and returns the first intermediate state in which an entry
+ * that is in the report before and after is in no part.
+ */
+function firstGap(before: string[][], after: string[][], order: number[]): string | undefined {
+  const state = before.map((keys) => new Set(keys));
+  const kept = new Set(before.flat().filter((key) => after.flat().includes(key)));
+  const check = (step: string) => {
+    const present = new Set(state.flatMap((keys) => [...keys]));
+    const missing = [...kept].filter((key) => !present.has(key));
+    return missing.length > 0 ? `after ${step}: ${missing.join(",")} in no part` : undefined;
+  };
+  for (const part of order) {
+    state[part] = new Set(after[part]);
+    const gap = check(`writing part ${part}`);
+    if (gap) return gap;
+  }
+  while (state.length > after.length) {
+    state.pop();
+    const gap = check(`deleting part ${state.length}`);
+    if (gap) return gap;
+  }
+  const final = state.map((keys) => [...keys].sort().join(""));
+  if (JSON.stringify(final) !== JSON.stringify(after.map((keys) => [...keys].sort().join("")))) return "the final state is not the desired layout";
+  return undefined;
+}
+
+function changedParts(before: string[][], after: string[][]): number[] {
+  return after.map((_, part) => part).filter((part) => JSON.stringify(before[part] ?? null) !== JSON.stringify(after[part]));
+}
+
+t.test("the issue's example: ABC|DEF|GHI where A grows becomes AB|CDE|FGH|I; no entry is ever in no part", async (t) => {
+  const before = [["A", "B", "C"], ["D", "E", "F"], ["G", "H", "I"]];
+  const after = [["A", "B"], ["C", "D", "E"], ["F", "G", "H"], ["I"]];
+  t.equal(firstGap(before, after, [1, 2, 3, 0]), "after writing part 1: F in no part", "the old order, largest gains first, loses F");
+  const order = partWriteOrder(before, after, changedParts(before, after));
+  t.same(order, [3, 2, 1, 0]);
+  t.equal(firstGap(before, after, order), undefined);
+});
+
+t.test("property: for any report before and after (entries added, removed, grown, shrunk), every intermediate state holds every kept entry", async (t) => {
+  // An entry is a NetService with some endpoints; its size decides the split. Sorted by name, as reports are.
+  const entry = fc.record({ id: fc.integer({ min: 0, max: 40 }), size: fc.integer({ min: 0, max: 6 }) });
+  const layout = (entries: { id: number; size: number }[], limits: { maxBytes: number; maxNetServices: number }) => {
+    const unique = [...new Map(entries.map((each) => [each.id, each])).values()].sort((a, b) => a.id - b.id);
+    const pods = Array.from({ length: 6 }, (_, i) => ({ namespace: "default", name: `pod-${i}`, uid: `uid-${i}`, serving: true, terminating: false }));
+    const spec: ReportSpec = {
+      nodeName: "node-1",
+      pods,
+      netServices: unique.map(({ id, size }) => ({
+        namespace: "default",
+        name: `ns-${String(id).padStart(3, "0")}`,
+        uid: `e${String(id).padStart(3, "0")}`,
+        generation: 1,
+        endpoints: Array.from({ length: size }, (_, p) => ({ pod: p, addresses: [`10.0.${id}.${p}`] })),
+      })),
+    };
+    return splitReport(spec, limits).map((part) => part.netServices.map((each) => each.uid));
+  };
+  fc.assert(
+    fc.property(
+      fc.array(entry, { maxLength: 30 }),
+      fc.array(entry, { maxLength: 30 }),
+      fc.integer({ min: 300, max: 1500 }),
+      fc.integer({ min: 1, max: 6 }),
+      (first, second, maxBytes, maxNetServices) => {
+        const limits = { maxBytes, maxNetServices };
+        const before = layout(first, limits);
+        // The after-report keeps some of the entries (resized), drops the others, adds new ones.
+        const after = layout([...first.filter((_, i) => i % 3 !== 0).map((each, i) => ({ ...each, size: second[i]?.size ?? each.size })), ...second], limits);
+        const gap = firstGap(before, after, partWriteOrder(before, after, changedParts(before, after)));
+        if (gap) throw new Error(`${JSON.stringify(before)} -> ${JSON.stringify(after)}: ${gap}`);
+      },
+    ),
+    { numRuns: propertyRuns },
+  );
+  t.pass("no gap in any generated layout change");
+});
+
+t.test("a report object's part number comes from its name: the node's name and .0 to .64", async (t) => {
+  const cases: [string, string, number | undefined][] = [
+    ["node-1", "node-1.0", 0],
+    ["node-1", "node-1.1", 1],
+    ["node-1", "node-1.64", 64],
+    ["node-1", "node-1", undefined],
+    ["node-1", "node-1.65", undefined],
+    ["node-1", "node-1.01", undefined],
+    ["node-1", "node-1.x", undefined],
+    ["node-1", "node-10.0", undefined],
+    ["node-1", "node-1.1.2", undefined],
+    ["a", "a.1", 1],
+  ];
+  for (const [node, name, index] of cases) t.equal(reportPartIndex(node, name), index, `${name} of ${node}`);
+  for (let index = 0; index < 65; index++) t.equal(reportPartIndex("n", reportPartName("n", index)), index);
+});
+
+t.test("no report name of one node is a report name of another, whatever the nodes are called", async (t) => {
+  // Node names that are other node names plus a part suffix, as IP-named nodes can be.
+  const nodes = ["a", "a.1", "a.1.0", "a.0", "10.0.0", "10.0.0.1", "10.0.0.1.2"];
+  const owners = new Map<string, string>();
+  for (const node of nodes) {
+    for (let index = 0; index < 65; index++) {
+      const name = reportPartName(node, index);
+      t.equal(owners.get(name) ?? node, node, `${name}: one node's only`);
+      owners.set(name, node);
+      for (const other of nodes) if (other !== node) t.equal(reportPartIndex(other, name), undefined, `${name} is no part of ${other}`);
+    }
+  }
 });

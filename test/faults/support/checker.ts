@@ -12,7 +12,7 @@
 // the check proves nothing either way and is repeated.
 import { setTimeout as delay } from "node:timers/promises";
 import type { KubeHttp } from "../../../common/kube/http.ts";
-import { addressKey, expectedEndpoints, type ExpectedAddress, type ExpectedNetService, type NetServiceJson, type PodJson } from "./truth.ts";
+import { addressKey, expectedEndpoints, nodeUnserved, type ExpectedAddress, type ExpectedNetService, type NetServiceJson, type PodJson } from "./truth.ts";
 
 const ourSliceManager = "netservice-aggregator.svcctl.metaswitch.com";
 const maxEndpointsAddresses = 1000;
@@ -47,6 +47,8 @@ export type StaleNodes = {
   /** Nodes whose agent cannot report (hung): their pods are held to `as`, not to the truth of now. */
   nodes: readonly string[];
   as: ReadonlyMap<string, ExpectedNetService>;
+  /** Their heartbeat is stale too: the held endpoints are published not serving. */
+  notServing?: boolean;
 };
 
 export type ConvergenceOptions = {
@@ -69,7 +71,7 @@ export class Checker {
   /** The truth now, from the pods (for every NetService of the checked namespaces). */
   async expected(): Promise<Map<string, ExpectedNetService>> {
     const inputs = await this.#inputs();
-    return expectedEndpoints(inputs.netServices, inputs.pods, inputs.nodes);
+    return expectedEndpoints(inputs.netServices, inputs.pods, inputs.nodes, inputs.unserved);
   }
 
   /** One check; see the file comment for what `moving` means. */
@@ -78,7 +80,7 @@ export class Checker {
     const published = await Promise.all(this.#namespaces.map((namespace) => this.#published(namespace)));
     const after = await this.#inputs();
     if (before.fingerprint !== after.fingerprint) return { moving: true, differences: [], netServices: 0, addresses: 0 };
-    let expected = expectedEndpoints(before.netServices, before.pods, before.nodes);
+    let expected = expectedEndpoints(before.netServices, before.pods, before.nodes, before.unserved);
     if (staleNodes) expected = holdStaleNodes(expected, staleNodes);
     const differences: string[] = [];
     let addresses = 0;
@@ -126,9 +128,9 @@ export class Checker {
     }
   }
 
-  async #inputs(): Promise<{ pods: PodJson[]; netServices: NetServiceJson[]; nodes: Set<string>; fingerprint: string }> {
+  async #inputs(): Promise<{ pods: PodJson[]; netServices: NetServiceJson[]; nodes: Set<string>; unserved: Set<string>; fingerprint: string }> {
     const [nodeList, ...perNamespace] = await Promise.all([
-      this.#list<{ metadata: Meta }>("/api/v1/nodes"),
+      this.#list<{ metadata: Meta } & Parameters<typeof nodeUnserved>[0]>("/api/v1/nodes"),
       ...this.#namespaces.map(async (namespace) => ({
         pods: await this.#list<PodJson>(`/api/v1/namespaces/${namespace}/pods`),
         netServices: await this.#list<NetServiceJson>(`/apis/svcctl.metaswitch.com/v1alpha1/namespaces/${namespace}/netservices`),
@@ -137,11 +139,12 @@ export class Checker {
     const pods = perNamespace.flatMap((each) => each.pods);
     const netServices = perNamespace.flatMap((each) => each.netServices);
     const nodes = new Set(nodeList.map((node) => node.metadata.name));
+    const unserved = new Set(nodeList.filter(nodeUnserved).map((node) => node.metadata.name));
     // Status writes change a NetService's resourceVersion but not the truth: only generations count.
     const generations = netServices.map((o) => `${o.metadata.uid}#${o.metadata.generation}`);
     const podVersions = pods.map((o) => `${o.metadata.uid}@${o.metadata.resourceVersion}`);
-    const fingerprint = [...podVersions, ...generations, ...nodes].sort().join(",");
-    return { pods, netServices, nodes, fingerprint };
+    const fingerprint = [...podVersions, ...generations, ...nodes, ...[...unserved].map((node) => `unserved:${node}`)].sort().join(",");
+    return { pods, netServices, nodes, unserved, fingerprint };
   }
 
   async #published(namespace: string): Promise<Published> {
@@ -216,6 +219,10 @@ function compareEndpoints(want: ExpectedNetService, endpoints: EndpointsJson | u
   const out: string[] = [];
   if (!ownedBy(endpoints.metadata, want.netService.metadata.uid)) out.push(`Endpoints ${name} is not controlled by the NetService`);
   if (endpoints.metadata.labels?.["endpointslice.kubernetes.io/skip-mirror"] !== "true") out.push(`Endpoints ${name} lacks skip-mirror=true`);
+  if (endpoints.metadata.labels?.["service.kubernetes.io/headless"] !== "") out.push(`Endpoints ${name} lacks service.kubernetes.io/headless`);
+  // Upstream's Endpoints controller leaves terminating pods out unless the Service publishes not-ready addresses.
+  const publishNotReady = want.netService.spec.publishNotReadyAddresses ?? false;
+  want = { ...want, addresses: new Map([...want.addresses].filter(([, address]) => !address.terminating || publishNotReady)) };
   const got = new Map<string, { ready: boolean; address: EndpointAddress }>();
   for (const subset of endpoints.subsets ?? []) {
     if ((subset.addresses?.length ?? 0) + (subset.notReadyAddresses?.length ?? 0) > 0 && normalPorts(subset.ports) !== ports) {
@@ -282,6 +289,7 @@ function compareSlices(want: ExpectedNetService, all: readonly SliceJson[], port
       continue;
     }
     if (slice.metadata.labels?.["kubernetes.io/service-name"] !== name) out.push(`${label} has service-name ${slice.metadata.labels?.["kubernetes.io/service-name"]}`);
+    if (slice.metadata.labels?.["service.kubernetes.io/headless"] !== "") out.push(`${label} lacks service.kubernetes.io/headless`);
     if (slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"] !== ourSliceManager) {
       out.push(`${label} has managed-by ${slice.metadata.labels?.["endpointslice.kubernetes.io/managed-by"]}`);
     }
@@ -335,7 +343,11 @@ function holdStaleNodes(now: Map<string, ExpectedNetService>, stale: StaleNodes)
   for (const [key, current] of now) {
     const addresses = new Map<string, ExpectedAddress>();
     for (const [id, address] of current.addresses) if (!nodes.has(address.node)) addresses.set(id, address);
-    for (const [id, address] of stale.as.get(key)?.addresses ?? []) if (nodes.has(address.node)) addresses.set(id, address);
+    const publishNotReady = current.netService.spec.publishNotReadyAddresses ?? false;
+    for (const [id, address] of stale.as.get(key)?.addresses ?? []) {
+      if (!nodes.has(address.node)) continue;
+      addresses.set(id, stale.notServing ? { ...address, serving: false, ready: publishNotReady } : address);
+    }
     const pods = new Map([...addresses.values()].map((a) => [a.podUid, a.ready]));
     const readyPods = [...pods.values()].filter(Boolean).length;
     result.set(key, { ...current, addresses, readyPods, notReadyPods: pods.size - readyPods });

@@ -59,6 +59,10 @@ export type FaultEnvironmentOptions = {
   apiserverFlags?: string[];
   /** More users whose requests the audit log records (Metadata level). */
   auditUsers?: string[];
+  /** Extra kube-controller-manager flags (e.g. more --controllers). */
+  controllerManagerFlags?: string[];
+  /** The simulated kubelets' Node heartbeats; default none (see hack/sim/kubelet.ts). */
+  nodeHeartbeatIntervalMs?: number;
 };
 
 export class FaultEnvironment {
@@ -114,6 +118,7 @@ export class FaultEnvironment {
           "--audit-log-maxsize=2000",
           ...(options.apiserverFlags ?? []),
         ],
+        ...(options.controllerManagerFlags ? { "kube-controller-manager": options.controllerManagerFlags } : {}),
       },
     });
     boundedTeardown(t, { name: "control plane", timeoutMs: 60_000, run: () => plane.stop() });
@@ -122,7 +127,13 @@ export class FaultEnvironment {
     const admin = makeClients(kubeConfig, { userAgent: "netservice-faults/0.1.0", maxConnections: 16 });
     boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
     const logger = createRootLogger({ env: { LOG_LEVEL: "error", LOG_FORMAT: "text" }, destination: process.stderr });
-    const sim = new SimulatedCluster({ kubeConfig, clients: admin, maxGracePeriodMs: 3000, logger });
+    const sim = new SimulatedCluster({
+      kubeConfig,
+      clients: admin,
+      maxGracePeriodMs: 3000,
+      logger,
+      ...(options.nodeHeartbeatIntervalMs !== undefined ? { heartbeatIntervalMs: options.nodeHeartbeatIntervalMs } : {}),
+    });
     t.teardown(() => sim.stop((line) => t.comment(line)));
 
     const applier = new Applier(admin.http, { fieldManager: "netservice-faults" });

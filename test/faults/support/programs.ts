@@ -60,6 +60,12 @@ export class Programs {
     return program;
   }
 
+  /** A kubeconfig holding the agent of `node`'s credentials (a token bound to its pod), for a test that acts as that agent. */
+  async agentKubeconfig(node: string): Promise<string> {
+    const pod = await this.#placeholderPod("DaemonSet", "netservice-agent", `netservice-agent-${node}`, node);
+    return this.#kubeconfig("netservice-agent", pod);
+  }
+
   /** Starts one aggregator replica (leader election on, as deployed) and waits until its caches are synced. */
   async aggregator(identity: string, options: { server?: string; extraArgs?: string[] } = {}): Promise<Program> {
     const pod = await this.#placeholderPod("Deployment", "netservice-aggregator", identity, this.#options.aggregatorNode);

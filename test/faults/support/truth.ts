@@ -68,12 +68,14 @@ const networksRequestKey = "k8s.v1.cni.cncf.io/networks";
 /**
  * The truth for every NetService given, from the pods given. Pods on nodes
  * that are not in `liveNodes` contribute nothing (their node is gone, and the
- * aggregator ignores its report).
+ * aggregator ignores its report); pods on `unservedNodes` (NotReady,
+ * unreachable, agent silent: DESIGN.md §2 Liveness) are not serving.
  */
 export function expectedEndpoints(
   netServices: readonly NetServiceJson[],
   pods: readonly PodJson[],
   liveNodes: ReadonlySet<string>,
+  unservedNodes: ReadonlySet<string> = new Set(),
 ): Map<string, ExpectedNetService> {
   const result = new Map<string, ExpectedNetService>();
   const attachments = new Map<PodJson, { name: string; ips: string[] }[] | undefined>();
@@ -89,7 +91,7 @@ export function expectedEndpoints(
       if (!attachments.has(pod)) attachments.set(pod, networkStatusOf(pod));
       const ips = podAddresses(pod, attachments.get(pod), netService);
       if (ips.length === 0) continue;
-      const serving = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+      const serving = !unservedNodes.has(node) && (pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
       const terminating = pod.metadata.deletionTimestamp !== undefined;
       const ready = (netService.spec.publishNotReadyAddresses ?? false) || (serving && !terminating);
       if (ready) expected.readyPods++;
@@ -101,6 +103,12 @@ export function expectedEndpoints(
     result.set(key, expected);
   }
   return result;
+}
+
+/** A Node whose endpoints are published not serving: Ready is False or Unknown, or it is tainted unreachable. */
+export function nodeUnserved(node: { status?: { conditions?: { type: string; status: string }[] }; spec?: { taints?: { key: string }[] } }): boolean {
+  const ready = node.status?.conditions?.find((c) => c.type === "Ready")?.status;
+  return ready === "False" || ready === "Unknown" || (node.spec?.taints ?? []).some((taint) => taint.key === "node.kubernetes.io/unreachable");
 }
 
 export function addressKey(ip: string, podUid: string | undefined): string {
