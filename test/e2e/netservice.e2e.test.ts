@@ -144,6 +144,17 @@ async function endToEnd({ clients, applier, local }: E2eEnvironment) {
     }, timeout);
   });
 
+  /** For a failure message: the pod as the API server has it, and what the local kubelet and sandboxes still work on. */
+  const whereIs = async (name: string): Promise<string> => {
+    const current = await getOrUndefined<Pod>(clients, `/api/v1/namespaces/default/pods/${name}`);
+    const api = current
+      ? `the pod is still in the API (phase ${current.status?.phase}, deletionTimestamp ${current.metadata.deletionTimestamp ?? "none"}, node ${current.spec?.nodeName})`
+      : "the pod has left the API";
+    const kubelet = local ? `; kubelet in flight: [${local.sim.kubelet.inFlight().join(", ")}]` : "";
+    const sandboxes = local?.network ? `; CNI calls in flight: [${local.network.sandboxes.inFlight().join(", ")}]` : "";
+    return `${api}${kubelet}${sandboxes}`;
+  };
+
   t.test("a deleted pod is terminating, then gone; its replacement appears", async (t) => {
     const [pod] = runningPods(await listPods(clients, "default", "app=utils"));
     const addresses = attachmentAddresses(pod!, "networks/core");
@@ -155,9 +166,13 @@ async function endToEnd({ clients, applier, local }: E2eEnvironment) {
         expect(e?.terminating === true && e.ready === false, `${addresses[0]} while terminating: ${JSON.stringify(e)}`);
       }, timeout);
     }
+    // Gone from the slices too, where a terminating pod stays until it has left the API server.
     await eventually(async () => {
       const endpoints = endpointsByIp(await endpointsOf(clients, "default", "corens"));
-      expect(addresses.every((ip) => !endpoints.has(ip)), `${addresses.join(",")} still published`);
+      const slices = slicesByIp(await slicesOf(clients, "default", "corens"));
+      if (addresses.some((ip) => endpoints.has(ip) || slices.has(ip))) {
+        throw new Error(`${addresses.join(",")} still published; ${await whereIs(pod!.metadata.name)}`);
+      }
     }, timeout);
     const { pods } = await expectEndpoints("corens", "networks/core");
     t.equal(pods.length, 3, "the replacement pod is published");
