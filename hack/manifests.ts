@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { parseAllDocuments } from "yaml";
 import type { Applier } from "../common/kube/apply.ts";
-import type { KubeHttp } from "../common/kube/http.ts";
+import { KubeApiError, type KubeHttp } from "../common/kube/http.ts";
 import type { KubeObject } from "../common/kube/object.ts";
 
 /** Every non-empty document of a YAML file (or several), in order. */
@@ -37,15 +37,34 @@ export async function applyManifests(applier: Applier, http: KubeHttp, objects: 
   return applied;
 }
 
+/**
+ * Waits until the CRD is established and its objects can be listed: for a
+ * moment after that, the API server still answers lists with 429 "storage is
+ * (re)initializing" while the watch cache fills, and a program started then
+ * logs a failed first list. A cluster that has had the CRD for a while never
+ * shows this; the local tools install it just before they start programs.
+ */
 export async function waitForCrd(http: KubeHttp, name: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let waitingFor = "established";
   for (;;) {
-    const crd = await http.request<{ status?: { conditions?: { type: string; status: string }[] } }>({
-      method: "GET",
-      path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
-    });
-    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) return;
-    if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} not established after ${timeoutMs / 1000} s`);
+    const crd = await http.request<Crd>({ method: "GET", path: `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}` });
+    if (crd.status?.conditions?.some((c) => c.type === "Established" && c.status === "True")) {
+      const version = crd.spec?.versions?.find((v) => v.storage)?.name ?? crd.spec?.versions?.[0]?.name;
+      waitingFor = "listable (its storage initialized)";
+      try {
+        await http.request({ method: "GET", path: `/apis/${crd.spec?.group}/${version}/${crd.spec?.names?.plural}`, query: { limit: 1 } });
+        return;
+      } catch (error) {
+        if (!(error instanceof KubeApiError) || error.code !== 429) throw error;
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`CustomResourceDefinition ${name} not ${waitingFor} after ${timeoutMs / 1000} s`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+type Crd = {
+  spec?: { group?: string; names?: { plural?: string }; versions?: { name: string; storage?: boolean }[] };
+  status?: { conditions?: { type: string; status: string }[] };
+};
