@@ -46,16 +46,23 @@ export function slimNode(raw: KubeObject): NodeView {
   const ready = node.status?.conditions?.find((condition) => condition.type === "Ready")?.status;
   const zone = node.metadata?.labels?.[zoneLabel];
   return {
-    apiVersion: node.apiVersion,
-    kind: node.kind,
-    metadata: {
-      name: node.metadata?.name ?? "",
-      uid: node.metadata?.uid ?? "",
-      ...(node.metadata?.resourceVersion ? { resourceVersion: node.metadata.resourceVersion } : {}),
-    },
+    ...identity(node),
     ...(ready === "True" || ready === "False" || ready === "Unknown" ? { ready } : {}),
     unreachable: (node.spec?.taints ?? []).some((taint) => taint.key === unreachableTaint),
     ...(zone ? { zone } : {}),
+  };
+}
+
+/** What a slim view keeps of any object: enough for the informer's cache (key, resourceVersion) and the uid. */
+function identity(object: KubeObject) {
+  return {
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    metadata: {
+      name: object.metadata?.name ?? "",
+      uid: object.metadata?.uid ?? "",
+      ...(object.metadata?.resourceVersion ? { resourceVersion: object.metadata.resourceVersion } : {}),
+    },
   };
 }
 
@@ -65,13 +72,7 @@ export function slimHeartbeat(raw: KubeObject): HeartbeatView {
   const lease = raw as RawLease;
   const owner = lease.metadata?.ownerReferences?.find((ref) => ref.kind === "Node" && ref.apiVersion === "v1");
   return {
-    apiVersion: lease.apiVersion,
-    kind: lease.kind,
-    metadata: {
-      name: lease.metadata?.name ?? "",
-      uid: lease.metadata?.uid ?? "",
-      ...(lease.metadata?.resourceVersion ? { resourceVersion: lease.metadata.resourceVersion } : {}),
-    },
+    ...identity(lease),
     ...(lease.spec?.renewTime ? { renewTime: lease.spec.renewTime } : {}),
     ...(owner?.uid ? { nodeUid: owner.uid } : {}),
   };

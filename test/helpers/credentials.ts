@@ -3,6 +3,7 @@
 // kubelet mounts them (so the agent's token carries its node's name).
 import { KubeConfig } from "@kubernetes/client-node";
 import { makeClients, type KubeClients } from "../../common/kube/client.ts";
+import { eventually, expect } from "./eventually.ts";
 
 export type BoundObject = { kind: string; apiVersion: string; name: string; uid: string };
 
@@ -34,4 +35,23 @@ export async function serviceAccountToken(admin: KubeClients, namespace: string,
 
 export function podRef(pod: { metadata?: { name?: string; uid?: string } }): BoundObject {
   return { kind: "Pod", apiVersion: "v1", name: pod.metadata!.name!, uid: pod.metadata!.uid! };
+}
+
+/**
+ * The aggregator's pod as deploy/'s Deployment makes it (kube-controller-manager
+ * creates it, the scheduler places it on a simulated node), and clients with a
+ * token bound to it: the aggregator's credentials exactly as in a cluster.
+ */
+export async function aggregatorAsDeployed(admin: KubeClients, kubeconfig: string, namespace: string): Promise<{ pod: { metadata: { name: string; uid: string } }; clients: KubeClients }> {
+  const pod = await eventually(async () => {
+    const list = await admin.http.request<{ items: { metadata: { name: string; uid: string } }[] }>({
+      method: "GET",
+      path: `/api/v1/namespaces/${namespace}/pods`,
+      query: { labelSelector: "app.kubernetes.io/name=netservice-aggregator" },
+    });
+    expect(list.items[0] !== undefined, "no aggregator pod yet");
+    return list.items[0]!;
+  }, { timeoutMs: 60_000 });
+  const token = await serviceAccountToken(admin, namespace, "netservice-aggregator", podRef(pod));
+  return { pod, clients: clientsFor(kubeconfig, token, "netservice-aggregator/test") };
 }

@@ -16,7 +16,7 @@ import { SimulatedCluster } from "../../hack/sim/cluster.ts";
 import { NodeAgent } from "../../node-agent/agent.ts";
 import { attachmentAddresses, endpointsByIp, endpointsOf, listPods, sorted } from "../e2e/cluster-state.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
-import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { aggregatorAsDeployed, clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 
@@ -53,12 +53,7 @@ for (const node of nodes) {
 }
 
 // The Deployment's pods are created by kube-controller-manager and scheduled onto the simulated nodes.
-const aggregatorPod = await eventually(async () => {
-  const [pod] = await listPods(admin, systemNamespace, "app.kubernetes.io/name=netservice-aggregator");
-  expect(pod !== undefined, "no aggregator pod yet");
-  return pod!;
-}, { timeoutMs: 60_000 });
-const aggregatorClients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-aggregator", podRef(aggregatorPod)), "netservice-aggregator/test");
+const { pod: aggregatorPod, clients: aggregatorClients } = await aggregatorAsDeployed(admin, plane.kubeconfig, systemNamespace);
 const aggregator = new Aggregator(aggregatorClients, { identity: aggregatorPod.metadata.name, systemNamespace });
 boundedTeardown(t, { name: "aggregator", timeoutMs: 30_000, run: () => aggregator.stop() }, { name: "its clients", timeoutMs: 10_000, run: () => aggregatorClients.close() });
 

@@ -24,7 +24,7 @@ import { NodeAgent } from "../../node-agent/agent.ts";
 import { listPods } from "../e2e/cluster-state.ts";
 import type { SliceJson } from "../helpers/aggregator-fixtures.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
-import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { aggregatorAsDeployed, clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 
@@ -78,12 +78,7 @@ boundedTeardown(t, { name: "agents", timeoutMs: 30_000, run: async () => { await
 await startAgent(up);
 await startAgent(down);
 
-const aggregatorPod = await eventually(async () => {
-  const [pod] = await listPods(admin, systemNamespace, "app.kubernetes.io/name=netservice-aggregator");
-  expect(pod !== undefined, "no aggregator pod yet");
-  return pod!;
-}, { timeoutMs: 60_000 });
-const aggregatorClients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-aggregator", podRef(aggregatorPod)), "netservice-aggregator/test");
+const { pod: aggregatorPod, clients: aggregatorClients } = await aggregatorAsDeployed(admin, plane.kubeconfig, systemNamespace);
 boundedTeardown(t, { name: "aggregator clients", timeoutMs: 10_000, run: () => aggregatorClients.close() });
 // Longer than the Node grace period (8 s), so that a powered-off node is caught by its Node first.
 const heartbeatTimeoutMs = 20_000;
