@@ -6,7 +6,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
-import { leadershipReport } from "./support/audit.ts";
+import { aggregatorUser, appliesByUid, leadershipReport } from "./support/audit.ts";
 import type { EndpointsJson, ServiceJson, SliceJson } from "./support/checker.ts";
 import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
@@ -248,6 +248,13 @@ t.test("a user's own objects with the names a NetService wants are never modifie
     convergeSeconds: undefined,
     from: "-",
   });
+});
+
+t.test("every apply the aggregator sent named its target's uid", async (t) => {
+  const { withUid, withoutUid } = appliesByUid(env.audit.read(), aggregatorUser(env.systemNamespace));
+  // Both ways: a scenario that applied nothing would prove nothing.
+  t.ok(withUid.length >= 20, `${withUid.length} applies to Services, Endpoints, EndpointSlices and NetService status named the uid`);
+  t.same(withoutUid.map((e) => `${e.objectRef?.resource}/${e.objectRef?.subresource ?? ""} ${e.objectRef?.namespace}/${e.objectRef?.name}`), [], "none went without one");
 });
 
 t.test("no program crashed", async (t) => {

@@ -40,6 +40,8 @@ export type AuditEvent = {
   userAgent?: string;
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string; apiGroup?: string };
   responseStatus?: { code?: number };
+  /** The request body, for the aggregator's writes (audited at RequestResponse). */
+  requestObject?: { apiVersion?: string; kind?: string; metadata?: { name?: string; uid?: string } };
   responseObject?: { kind?: string; metadata?: { resourceVersion?: string; name?: string }; spec?: { holderIdentity?: string } };
   requestReceivedTimestamp: string;
   stageTimestamp: string;
@@ -88,6 +90,24 @@ export function requestsBy(events: readonly AuditEvent[], user: string, since: n
     if (!previous || event.stage === "ResponseComplete") seen.set(event.auditID, event);
   }
   return [...seen.values()];
+}
+
+/**
+ * The server-side applies (a PATCH whose body is a whole object, with kind)
+ * that `user` sent to Services, Endpoints, EndpointSlices and NetService
+ * status, split by whether the body named the target's uid. An apply
+ * without one would, after its target was deleted and re-created by
+ * someone else, write to that other object.
+ */
+export function appliesByUid(events: readonly AuditEvent[], user: string): { withUid: AuditEvent[]; withoutUid: AuditEvent[] } {
+  const applies = requestsBy(events, user, 0).filter((event) =>
+    event.verb === "patch" &&
+    event.requestObject?.kind !== undefined &&
+    ["services", "endpoints", "endpointslices", "netservices"].includes(event.objectRef?.resource ?? ""));
+  return {
+    withUid: applies.filter((event) => event.requestObject?.metadata?.uid),
+    withoutUid: applies.filter((event) => !event.requestObject?.metadata?.uid),
+  };
 }
 
 /** Counts of requests by status code, e.g. {"200": 12, "429": 40}. */
