@@ -7,8 +7,9 @@
 //
 //   trustedReports(reports, placementOf)  -> { trusted, rejected }      the pure check
 //   podsToPlace(reports)                  the pods a set of reports names, once each
-//   new PodPlacements({ read, now, concurrency, recheckUnscheduledMs })
-//     place(pods, signal)   reads the placements not known yet (at most `concurrency` GETs at once)
+//   new PodPlacements({ read, now, concurrency, recheckUnscheduledMs, backoff })
+//     place(pods, signal)   reads the placements not known yet (at most `concurrency` GETs at once);
+//                           after a failed read, no read at all until a backoff (1 s doubling to 30 s) has passed
 //     placementOf(uid)      what the API server said, or undefined when not read yet
 //     retain(uids)          forgets the pods no report names any more
 //     reads                 GETs sent, for the metric and the benchmark
@@ -83,13 +84,17 @@ export class PodPlacements {
   private readonly recheckUnscheduledMs: number;
   private readonly known = new Map<string, Placement>();
   private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly backoff: { initialMs: number; maxMs: number };
   private readCount = 0;
+  /** After failed reads: when reading may start again, how many waves failed in a row, and the last error. */
+  private failing: { retryAt: number; failures: number; error: unknown } | undefined;
 
-  constructor(options: { read: ReadPod; now: () => number; concurrency?: number; recheckUnscheduledMs?: number }) {
+  constructor(options: { read: ReadPod; now: () => number; concurrency?: number; recheckUnscheduledMs?: number; backoff?: { initialMs: number; maxMs: number } }) {
     this.read = options.read;
     this.now = options.now;
     this.concurrency = options.concurrency ?? 16;
     this.recheckUnscheduledMs = options.recheckUnscheduledMs ?? 30_000;
+    this.backoff = options.backoff ?? { initialMs: 1000, maxMs: 30_000 };
   }
 
   get reads(): number {
@@ -107,11 +112,17 @@ export class PodPlacements {
   /**
    * Reads what is not known yet. A pod found unscheduled is read again after
    * recheckUnscheduledMs at the earliest; a failed read throws, so the
-   * reconcile is retried rather than an honest pod dropped.
+   * reconcile is retried rather than an honest pod dropped. After a failure
+   * every read waits out a backoff shared by all pods: reconciles come with
+   * every report change, and each retrying its reads at once would be a hot
+   * loop against an API server that is refusing them (429, 503).
    */
   async place(pods: readonly ReportedPod[], signal: AbortSignal): Promise<void> {
     const waiting: Promise<void>[] = [];
     const now = this.now();
+    if (this.failing && now < this.failing.retryAt && pods.some((pod) => this.known.get(pod.uid) === undefined)) {
+      throw new PlacementBackoffError(this.failing.retryAt - now, this.failing.error);
+    }
     const toRead = pods.filter((pod) => {
       const pending = this.inFlight.get(pod.uid);
       if (pending) waiting.push(pending);
@@ -119,9 +130,18 @@ export class PodPlacements {
       const due = known === undefined || ("unscheduled" in known && now - known.at >= this.recheckUnscheduledMs);
       return !pending && due;
     });
-    for (let start = 0; start < toRead.length; start += this.concurrency) {
-      await Promise.all(toRead.slice(start, start + this.concurrency).map((pod) => this.readOne(pod, signal)));
+    try {
+      for (let start = 0; start < toRead.length; start += this.concurrency) {
+        await Promise.all(toRead.slice(start, start + this.concurrency).map((pod) => this.readOne(pod, signal)));
+      }
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const failures = (this.failing?.failures ?? 0) + 1;
+      const delayMs = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** (failures - 1));
+      this.failing = { retryAt: this.now() + delayMs, failures, error };
+      throw error;
     }
+    if (toRead.length > 0) this.failing = undefined;
     await Promise.all(waiting);
   }
 
@@ -142,6 +162,16 @@ export class PodPlacements {
     })().finally(() => this.inFlight.delete(pod.uid));
     this.inFlight.set(pod.uid, reading);
     return reading;
+  }
+}
+
+/** Reads of pods are waiting out the backoff after a failure; the reconcile is retried later. */
+export class PlacementBackoffError extends Error {
+  override readonly cause: unknown;
+  constructor(remainingMs: number, cause: unknown) {
+    super(`pod reads are backing off for ${Math.ceil(remainingMs)} ms after a failed read: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = "PlacementBackoffError";
+    this.cause = cause;
   }
 }
 
