@@ -60,15 +60,24 @@ t.test("429 from API Priority and Fairness for 40 s: backoff without a hot loop,
   const churn = env.churn();
   await churn.start();
   await delay(5000);
-  await starve(true);
-  const hog = await holdTheOnlySeat();
-  await eventually(async () => expect((await hogProbe()) === 429, "requests of the starved level are not refused yet"), { timeoutMs: 30_000 });
+  const level = await starve(true);
+  // The fault is only real if the level refuses throughout: the hog must hold the level's one seat, so it
+  // may only connect once the API server classifies the hog into the new level (APF reads its config from
+  // a watch), and a hog refused on arrival (a program's request was running) must try again. Seen in CI
+  // before this: a hog that landed elsewhere, a level that ran one program request at a time, and 471 of
+  // the aggregator's 1146 requests in the "fault" answered 200.
+  await eventually(async () => expect((await hogProbe()).level === level, "the hog is not classified into the starved level yet"), { timeoutMs: 30_000 });
+  const hog = await eventually(() => holdTheOnlySeat(level), { timeoutMs: 30_000 });
   const faultStart = Date.now();
+  const held = watchTheFault(hog, level);
   await delay(40_000);
   const faultEnd = Date.now();
+  const during = await held.stop();
+  t.ok(during.probes >= 10 && during.refused === during.probes && hog.answer() === undefined,
+    `the level refused throughout the window: ${during.refused} of ${during.probes} probes answered 429 (${JSON.stringify(during.codes)}), the hog's seat ${hog.answer() === undefined ? "held" : `was lost: ${hog.answer()}`}`);
   hog.destroy();
   await starve(false);
-  await eventually(async () => expect((await hogProbe()) !== 429, "still refused"), { timeoutMs: 30_000 });
+  await eventually(async () => expect((await hogProbe()).status !== 429, "still refused"), { timeoutMs: 30_000 });
   await delay(5000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 180_000 });
@@ -135,15 +144,17 @@ async function setUpHog(): Promise<void> {
  * A priority level with no seats that rejects what it cannot run, for the
  * programs' service accounts and the hog. APF still runs a request of an idle
  * level, so the hog keeps one request executing: then every other is refused.
+ * Returns the level's uid, which APF names in every response it classifies
+ * (X-Kubernetes-PF-PriorityLevel-UID).
  */
-async function starve(on: boolean): Promise<void> {
+async function starve(on: boolean): Promise<string> {
   const flowcontrol = "/apis/flowcontrol.apiserver.k8s.io/v1";
   if (!on) {
     await env.admin.http.request({ method: "DELETE", path: `${flowcontrol}/flowschemas/netservice-starved` });
     await env.admin.http.request({ method: "DELETE", path: `${flowcontrol}/prioritylevelconfigurations/netservice-starved` });
-    return;
+    return "";
   }
-  await env.applier.apply({
+  const level = await env.applier.apply({
     apiVersion: "flowcontrol.apiserver.k8s.io/v1",
     kind: "PriorityLevelConfiguration",
     metadata: { name: "netservice-starved" },
@@ -169,26 +180,75 @@ async function starve(on: boolean): Promise<void> {
       }],
     },
   });
+  const uid = level.metadata?.uid;
+  if (!uid) throw new Error("the PriorityLevelConfiguration came back without a uid");
+  return uid;
 }
 
-/** A create whose body never finishes arriving: it holds its seat until the socket closes (or the 60 s request timeout). */
-async function holdTheOnlySeat(): Promise<{ destroy(): void }> {
+type Hog = { destroy(): void; answer(): string | undefined };
+
+/**
+ * A create whose body never finishes arriving: it holds its seat until the
+ * socket closes (or the API server's 60 s request timeout). It is accepted
+ * only when nothing comes back on its socket (a request refused on arrival is
+ * answered at once) and the level then refuses probes five times in a row.
+ */
+async function holdTheOnlySeat(level: string): Promise<Hog> {
   const server = new URL(env.plane.server);
   const socket = connect({ host: server.hostname, port: Number(server.port), ca: readFileSync(env.plane.pki.caCert), ALPNProtocols: ["http/1.1"] });
   await new Promise<void>((resolve, reject) => {
     socket.once("secureConnect", resolve);
     socket.once("error", reject);
   });
+  let answer: string | undefined;
+  socket.on("data", (chunk: Buffer) => { answer ??= chunk.toString("latin1").split("\r\n")[0]; });
+  socket.on("close", () => { answer ??= "socket closed"; });
   socket.on("error", () => {});
   socket.write(
     `POST /api/v1/namespaces/${hogNamespace}/configmaps HTTP/1.1\r\nHost: ${server.host}\r\nAuthorization: Bearer ${hogToken}\r\n` +
       "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"apiVersion\":",
   );
-  return socket;
+  const hog: Hog = { destroy: () => socket.destroy(), answer: () => answer };
+  try {
+    for (let probe = 0; probe < 5; probe++) {
+      await delay(200);
+      const { status, level: classified } = await hogProbe();
+      if (answer !== undefined) throw new Error(`the hog was answered: ${answer}`);
+      if (status !== 429 || classified !== level) throw new Error(`a probe of the starved level got ${status} from level ${classified}: the hog holds no seat there`);
+    }
+  } catch (error) {
+    hog.destroy();
+    throw error;
+  }
+  return hog;
 }
 
-/** A request of the starved level (as the hog): its status tells whether the level refuses. */
-function hogProbe(): Promise<number> {
+/** Probes the level every 2 s while the fault lasts; stop() says how many were refused. */
+function watchTheFault(hog: Hog, level: string): { stop(): Promise<{ probes: number; refused: number; codes: Record<string, number> }> } {
+  let stopped = false;
+  const codes: Record<string, number> = {};
+  let probes = 0;
+  let refused = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const { status, level: classified } = await hogProbe();
+      probes++;
+      if (status === 429 && classified === level && hog.answer() === undefined) refused++;
+      codes[String(status)] = (codes[String(status)] ?? 0) + 1;
+      await delay(2000);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return { probes, refused, codes };
+    },
+  };
+}
+
+/** A request of the starved level (as the hog): its status, and the priority level APF classified it into. */
+function hogProbe(): Promise<{ status: number; level: string | undefined }> {
   return new Promise((resolve) => {
     const req = request(`${env.plane.server}/api/v1/namespaces/${hogNamespace}/configmaps`, {
       ca: readFileSync(env.plane.pki.caCert),
@@ -196,9 +256,10 @@ function hogProbe(): Promise<number> {
       timeout: 5000,
     }, (res) => {
       res.resume();
-      resolve(res.statusCode ?? 0);
+      const level = res.headers["x-kubernetes-pf-prioritylevel-uid"];
+      resolve({ status: res.statusCode ?? 0, level: typeof level === "string" ? level : undefined });
     });
-    req.on("error", () => resolve(0));
+    req.on("error", () => resolve({ status: 0, level: undefined }));
     req.on("timeout", () => req.destroy());
     req.end();
   });
