@@ -66,8 +66,11 @@ t.test("429 from API Priority and Fairness for 40 s: backoff without a hot loop,
   // a watch), and a hog refused on arrival (a program's request was running) must try again. Seen in CI
   // before this: a hog that landed elsewhere, a level that ran one program request at a time, and 471 of
   // the aggregator's 1146 requests in the "fault" answered 200.
+  const classifiedAfter = Date.now();
   await eventually(async () => expect((await hogProbe()).level === level, "the hog is not classified into the starved level yet"), { timeoutMs: 30_000 });
-  const hog = await eventually(() => holdTheOnlySeat(level), { timeoutMs: 30_000 });
+  const classifiedMs = Date.now() - classifiedAfter;
+  let hogAttempts = 0;
+  const hog = await eventually(() => (hogAttempts++, holdTheOnlySeat(level)), { timeoutMs: 30_000 });
   const faultStart = Date.now();
   const held = watchTheFault(hog, level);
   await delay(40_000);
@@ -104,7 +107,7 @@ t.test("429 from API Priority and Fairness for 40 s: backoff without a hot loop,
   recordResult(t, {
     scenario: "API server answers 429 for 40 s (APF: the programs' service accounts starved)",
     load: churn.describe(),
-    outcome: `requests during the fault: ${lines.join(", ")}; no hot loop; exact convergence afterwards`,
+    outcome: `the level took ${seconds(classifiedMs / 1000)} s to apply and the hog ${hogAttempts} attempt(s) to hold its seat; requests during the fault: ${lines.join(", ")}; no hot loop; exact convergence afterwards`,
     convergeSeconds: converged.seconds,
     from: "churn stopped (5 s after the fault ended)",
   });
