@@ -64,8 +64,8 @@ t.test("429 from API Priority and Fairness for 40 s: backoff without a hot loop,
   // The fault is only real if the level refuses throughout: the hog must hold the level's one seat, so it
   // may only connect once the API server classifies the hog into the new level (APF reads its config from
   // a watch), and a hog refused on arrival (a program's request was running) must try again. Seen in CI
-  // before this: a hog that landed elsewhere, a level that ran one program request at a time, and 471 of
-  // the aggregator's 1146 requests in the "fault" answered 200.
+  // before this: a hog sent once and never checked, a level that went on running one program request at
+  // a time, and 471 of the aggregator's 1146 requests in the "fault" answered 200.
   const classifiedAfter = Date.now();
   await eventually(async () => expect((await hogProbe()).level === level, "the hog is not classified into the starved level yet"), { timeoutMs: 30_000 });
   const classifiedMs = Date.now() - classifiedAfter;
