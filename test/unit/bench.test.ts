@@ -10,6 +10,8 @@ import { BenchArgsError, parseBenchArgs, presets } from "../../hack/bench/params
 import { entriesOfEndpoints, entriesOfReport, entriesOfSlice, PodViews } from "../../hack/bench/pod-views.ts";
 import { parseProcStats } from "../../hack/bench/proc-stats.ts";
 import { PodPool } from "../../hack/bench/workload.ts";
+import { median, runsTable } from "../../hack/bench/runs.ts";
+import type { BenchResult } from "../../hack/bench/result.ts";
 import { seededRandom } from "../../hack/sim/random.ts";
 
 const pod = (uid: string) => ({ kind: "Pod", uid });
@@ -222,4 +224,31 @@ t.test("a node report publishes a pod once, ready when serving and not terminati
     },
   };
   t.same([...entriesOfReport(report)], [["a", { ready: true, addresses: ["10.0.0.1"] }], ["b", { ready: false, addresses: ["10.0.0.2"] }]]);
+});
+
+t.test("several runs make one table: ratios within each run, then the median of each row", async (t) => {
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 2, 3]), 2.5);
+  t.equal(median([null, 5, Number.NaN]), 5, "missing values are left out");
+  t.equal(median([]), null);
+  const run = (ours: number, kube: number) => ({
+    environment: { loadAverageBefore: [1] },
+    ours: { p50Ms: ours, p99Ms: ours, missed: 0 },
+    kube: { p50Ms: kube, p99Ms: kube, missed: 0 },
+    oursEndpoints: { p50Ms: 0 },
+    oursReports: { p50Ms: 0, p99Ms: 0 },
+    floor: { p50Ms: 0, p99Ms: 0 },
+    addressChanges: { slices: { p50Ms: 0 } },
+    writesPerPodChange: 3,
+    kubeWritesPerPodChange: null,
+    agentRssMb: 100,
+    aggregatorRssMb: 200,
+    convergeSeconds: 1,
+    kubeConvergeSeconds: 1,
+  }) as unknown as BenchResult;
+  // The median of the ratios (2, 1, 4) is 2, where the ratio of the medians would be 100 / 60.
+  const table = runsTable([run(100, 50), run(60, 60), run(400, 100)]);
+  t.match(table, /\| ours \/ kube, p50 \| 2\.00 \| 1\.00 \| 4\.00 \| 2\.00 \|/);
+  t.match(table, /\| first hop, agent process: p50 \(ms\) \| - \| - \| - \| - \|/, "a run from before agentProcess existed shows a dash");
+  t.match(table, /\| writes per pod change: kube \| - \| - \| - \| - \|/, "no audit log, no figure");
 });
