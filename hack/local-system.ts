@@ -46,6 +46,13 @@ export type LocalSystemOptions = {
   plane?: Omit<ControlPlaneOptions, "report">;
   /** Agents get clients of their own (a user agent, a request observer) instead of the system's; closed at stop. */
   agentClients?: Pick<ClientOptions, "userAgent" | "observer" | "maxConnections">;
+  /**
+   * Each agent's own clients instead (the benchmark's: a service-account
+   * token bound to the agent's pod on that node, as deployed). Such agents
+   * watch NetServices themselves, one watch per node as in a cluster, instead
+   * of sharing one. Closed when the agent stops.
+   */
+  agentClientsFor?: (nodeName: string) => Promise<KubeClients>;
   /** Start the aggregator in this process (default true); false when it runs elsewhere, e.g. as a process of its own. */
   inProcessAggregator?: boolean;
 };
@@ -63,8 +70,10 @@ export class LocalSystem {
   readonly agents = new Map<string, NodeAgent>();
   aggregator: Aggregator | undefined;
   readonly #options: LocalSystemOptions;
-  readonly #netServices: ReturnType<typeof netServiceInformer>;
+  /** One NetService watch that every agent of this process shares (unless each has clients of its own). */
+  readonly #netServices: ReturnType<typeof netServiceInformer> | undefined;
   readonly #agentClients: KubeClients;
+  readonly #ownAgentClients = new Map<string, KubeClients>();
 
   private constructor(plane: ControlPlane, options: LocalSystemOptions) {
     this.plane = plane;
@@ -86,7 +95,7 @@ export class LocalSystem {
       ...(this.network ? { sandbox: this.network } : {}),
     });
     // One NetService watch serves every agent of this process, as one per node would in a cluster.
-    this.#netServices = netServiceInformer(this.clients.http, logger);
+    this.#netServices = options.agentClientsFor ? undefined : netServiceInformer(this.clients.http, logger);
   }
 
   /** Starts everything; on failure stops what already runs and rethrows. */
@@ -110,16 +119,18 @@ export class LocalSystem {
     await this.sim.start();
     if (this.network) this.dns = await CoreDns.start({ binary: this.network.binaries.coredns, kubeconfig: this.plane.kubeconfig, dir: this.network.scope.dir });
     const simNodes = await this.sim.addNodes(nodes);
-    this.#netServices.start();
-    await this.#netServices.synced;
+    this.#netServices?.start();
+    await this.#netServices?.synced;
     await Promise.all(simNodes.map((node) => this.startAgent(node.name)));
     if (this.#options.inProcessAggregator ?? true) await this.startAggregator();
   }
 
   async startAgent(nodeName: string): Promise<NodeAgent> {
-    const agent = new NodeAgent(nodeName, this.#agentClients, {
+    const own = this.#options.agentClientsFor ? await this.#options.agentClientsFor(nodeName) : undefined;
+    if (own) this.#ownAgentClients.set(nodeName, own);
+    const agent = new NodeAgent(nodeName, own ?? this.#agentClients, {
       ...this.#options.agent,
-      netServices: this.#netServices,
+      ...(this.#netServices ? { netServices: this.#netServices } : {}),
       ...(this.#options.logger ? { logger: this.#options.logger.child({ node: nodeName }) } : {}),
     });
     this.agents.set(nodeName, agent);
@@ -130,6 +141,8 @@ export class LocalSystem {
   async stopAgent(nodeName: string, options: { deleteReport?: boolean } = {}): Promise<void> {
     await this.agents.get(nodeName)?.stop(options);
     this.agents.delete(nodeName);
+    await this.#ownAgentClients.get(nodeName)?.close();
+    this.#ownAgentClients.delete(nodeName);
   }
 
   async startAggregator(): Promise<Aggregator> {
@@ -165,6 +178,7 @@ export class LocalSystem {
   #teardownSteps(): TeardownStep[] {
     const dns = this.dns;
     const agents = new Set(this.agents.keys());
+    const netServices = this.#netServices;
     return [
       ...(dns ? [{ name: "DNS (CoreDNS)", timeoutMs: 10_000, run: () => dns.stop(), waitingFor: () => [`coredns pid ${dns.process.pid} to exit`] }] : []),
       {
@@ -178,7 +192,7 @@ export class LocalSystem {
         waitingFor: () => [...agents].map((node) => `the agent of ${node}`),
       },
       { name: "aggregator", timeoutMs: 30_000, run: () => this.stopAggregator() },
-      { name: "agents' NetService watch", timeoutMs: 10_000, run: () => this.#netServices.stop() },
+      ...(netServices ? [{ name: "agents' NetService watch", timeoutMs: 10_000, run: () => netServices.stop() }] : []),
       ...this.sim.teardownSteps(),
       ...(this.#agentClients === this.clients ? [] : [{ name: "agents' clients", timeoutMs: 10_000, run: () => this.#agentClients.close() }]),
       { name: "system clients", timeoutMs: 10_000, run: () => this.clients.close() },

@@ -11,6 +11,7 @@
 //   matcher.expect({ kind: "ready", uid, t0, targets: { slices: {kind: "ready"}, kube: {kind: "ready"} } });
 //   matcher.expire(Date.now());       // sides still waiting after timeoutMs count as missed
 //   matcher.samples("slices", "ready") // latencies in ms
+//   matcher.samples("reports", "ready", "agent-process")   // of the events expected with that group
 import type { PodView } from "./pod-views.ts";
 
 /**
@@ -39,6 +40,8 @@ export type PodEvent = {
   /** Milliseconds (wall clock) when the write that caused it was sent. */
   t0: number;
   targets: Partial<Record<Side, Target>>;
+  /** A subset this event's figures are also kept under, e.g. the events of the agent that runs as a process of its own. */
+  group?: string;
 };
 
 export type Observation = { side: Side; uid: string; view: PodView; at: number };
@@ -102,8 +105,7 @@ export class LatencyMatcher {
         if (now - entry.event.t0 < this.#timeoutMs) continue;
         for (const side of entry.waiting) {
           entry.missed.push(side);
-          const key = sampleKey(side, entry.event.kind);
-          this.#missed.set(key, (this.#missed.get(key) ?? 0) + 1);
+          for (const key of sampleKeys(side, entry.event)) this.#missed.set(key, (this.#missed.get(key) ?? 0) + 1);
         }
         entry.waiting.clear();
         this.#settle(entry);
@@ -122,15 +124,15 @@ export class LatencyMatcher {
     return (this.#pending.get(uid)?.length ?? 0) > 0;
   }
 
-  /** Latencies (ms) of one side, for one kind of event or all of them. */
-  samples(side: Side, kind?: EventKind): number[] {
-    if (kind) return [...(this.#samples.get(sampleKey(side, kind)) ?? [])];
-    return eventKinds.flatMap((k) => this.#samples.get(sampleKey(side, k)) ?? []);
+  /** Latencies (ms) of one side, for one kind of event or all of them, of every event or of one group's. */
+  samples(side: Side, kind?: EventKind, group?: string): number[] {
+    if (kind) return [...(this.#samples.get(sampleKey(side, kind, group)) ?? [])];
+    return eventKinds.flatMap((k) => this.#samples.get(sampleKey(side, k, group)) ?? []);
   }
 
-  missed(side: Side, kind?: EventKind): number {
-    if (kind) return this.#missed.get(sampleKey(side, kind)) ?? 0;
-    return eventKinds.reduce((sum, k) => sum + (this.#missed.get(sampleKey(side, k)) ?? 0), 0);
+  missed(side: Side, kind?: EventKind, group?: string): number {
+    if (kind) return this.#missed.get(sampleKey(side, kind, group)) ?? 0;
+    return eventKinds.reduce((sum, k) => sum + (this.#missed.get(sampleKey(side, k, group)) ?? 0), 0);
   }
 
   events(kind?: EventKind): number {
@@ -147,10 +149,11 @@ export class LatencyMatcher {
   #record(entry: Pending, side: Side, latencyMs: number) {
     entry.waiting.delete(side);
     entry.latencies[side] = latencyMs;
-    const key = sampleKey(side, entry.event.kind);
-    let samples = this.#samples.get(key);
-    if (!samples) this.#samples.set(key, (samples = []));
-    samples.push(latencyMs);
+    for (const key of sampleKeys(side, entry.event)) {
+      let samples = this.#samples.get(key);
+      if (!samples) this.#samples.set(key, (samples = []));
+      samples.push(latencyMs);
+    }
     if (entry.waiting.size === 0) this.#settle(entry);
   }
 
@@ -191,8 +194,14 @@ function historyKey(uid: string, side: Side) {
   return `${side} ${uid}`;
 }
 
-function sampleKey(side: Side, kind: EventKind) {
-  return `${side} ${kind}`;
+function sampleKey(side: Side, kind: EventKind, group?: string) {
+  return group === undefined ? `${side} ${kind}` : `${side} ${kind} ${group}`;
+}
+
+/** Every event counts in its side and kind, and in its group's too. */
+function sampleKeys(side: Side, event: PodEvent): string[] {
+  const all = sampleKey(side, event.kind);
+  return event.group === undefined ? [all] : [all, sampleKey(side, event.kind, event.group)];
 }
 
 export type Summary = { count: number; p50Ms: number; p90Ms: number; p99Ms: number; maxMs: number; meanMs: number };

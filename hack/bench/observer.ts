@@ -4,7 +4,10 @@
 // EndpointSlices and Endpoints, kube-controller-manager's EndpointSlices and
 // the floor's ConfigMap in the benchmark's namespace, and the node reports
 // (our first hop), and posts to the main thread each pod whose view on a side
-// changed, and each floor value seen, with Date.now() at arrival.
+// changed, and each floor value seen, with Date.now() at arrival. The floor
+// has two probes: a plain ConfigMap, and a custom resource the size of a node
+// report (a NetServiceNodeReport in the benchmark's namespace, where no agent
+// or aggregator looks).
 //
 //   const observer = startObserver({ kubeconfig, namespace });
 //   observer.onMessage((message) => ...);   // ObserverMessage
@@ -30,12 +33,16 @@ import {
 } from "./pod-views.ts";
 
 export const floorLabel = "bench.svcctl.metaswitch.com/floor";
+/** The report floor's sequence number (its spec is a copy of a real report's). */
+export const floorSeqAnnotation = "bench.svcctl.metaswitch.com/seq";
+export const floorProbes = ["configmap", "report"] as const;
+export type FloorProbe = (typeof floorProbes)[number];
 export const kubeSliceManagedBy = "endpointslice-controller.k8s.io";
 
 export type ObserverMessage =
   | { type: "synced" }
   | { type: "pod"; side: Side; uid: string; view: PodView; at: number }
-  | { type: "floor"; seq: number; at: number }
+  | { type: "floor"; probe: FloorProbe; seq: number; at: number }
   /** One more revision of an object on a side (what every watcher of that API receives). */
   | { type: "revision"; side: Side; at: number }
   | { type: "stopped" };
@@ -113,13 +120,19 @@ async function runObserver(data: ObserverData) {
       }
     });
   }
-  const floor = new Informer({ ...common, path: `/api/v1/namespaces/${data.namespace}/configmaps`, labelSelector: `${floorLabel}=true` });
-  floor.onChange((event) => {
+  const floorConfigMap = new Informer({ ...common, path: `/api/v1/namespaces/${data.namespace}/configmaps`, labelSelector: `${floorLabel}=true` });
+  floorConfigMap.onChange((event) => {
     const at = Date.now();
     const seq = Number((event.object as { data?: Record<string, string> }).data?.seq);
-    if (event.type !== "delete" && Number.isFinite(seq)) post({ type: "floor", seq, at });
+    if (event.type !== "delete" && Number.isFinite(seq)) post({ type: "floor", probe: "configmap", seq, at });
   });
-  const informers = [...watched.map(([, informer]) => informer), floor];
+  const floorReport = new Informer({ ...common, path: `/apis/${apiVersion}/namespaces/${data.namespace}/${reportPlural}`, labelSelector: `${floorLabel}=true` });
+  floorReport.onChange((event) => {
+    const at = Date.now();
+    const seq = Number(event.object.metadata?.annotations?.[floorSeqAnnotation]);
+    if (event.type !== "delete" && Number.isFinite(seq)) post({ type: "floor", probe: "report", seq, at });
+  });
+  const informers = [...watched.map(([, informer]) => informer), floorConfigMap, floorReport];
   for (const informer of informers) informer.start();
   await Promise.all(informers.map((informer) => informer.synced));
   post({ type: "synced" });

@@ -39,6 +39,13 @@ export type BenchParams = {
   gracePeriodSeconds: number;
   /** Log every request to an audit log, for the API server's own count of requests by user agent. */
   audit: boolean;
+  /**
+   * API Priority and Fairness for our programs' service accounts:
+   * "same-level" (a FlowSchema puts them in kube-controller-manager's
+   * controllers' priority level, workload-high; see apf.ts), or "as-deployed"
+   * (the cluster's defaults: the service-accounts FlowSchema, workload-low).
+   */
+  apf: ApfMode;
   /** Extra kube-controller-manager flags, e.g. --kube-api-qps=100. */
   kcmFlags: string[];
   /** Extra aggregator flags, e.g. --min-write-interval-ms=200. */
@@ -49,6 +56,9 @@ export type BenchParams = {
   keep: boolean;
 };
 
+export const apfModes = ["same-level", "as-deployed"] as const;
+export type ApfMode = (typeof apfModes)[number];
+
 const common = {
   agentDebounceMs: 0,
   simWorkers: 0,
@@ -56,6 +66,7 @@ const common = {
   eventTimeoutSeconds: 30,
   gracePeriodSeconds: 1,
   audit: true,
+  apf: "same-level" as ApfMode,
   kcmFlags: [] as string[],
   aggregatorFlags: [] as string[],
   outDir: "bench-results",
@@ -121,6 +132,8 @@ Options:
   --event-timeout S          an event not seen within S seconds counts as missed
   --grace-period S           deleted pods' terminationGracePeriodSeconds
   --no-audit                 no API server audit log (no server-side request counts)
+  --apf MODE                 our service accounts' API priority: same-level (default: kube-controller-manager's
+                             controllers' level, workload-high) or as-deployed (the defaults: workload-low)
   --kcm-flag FLAG            extra kube-controller-manager flag (repeatable), e.g. --kcm-flag=--kube-api-qps=100
   --aggregator-flag FLAG     extra aggregator flag (repeatable), e.g. --aggregator-flag=--workers=8
   --out DIR                  where the chart goes (default bench-results)
@@ -163,6 +176,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         "event-timeout": { type: "string" },
         "grace-period": { type: "string" },
         audit: { type: "boolean" },
+        apf: { type: "string" },
         "kcm-flag": { type: "string", multiple: true },
         "aggregator-flag": { type: "string", multiple: true },
         out: { type: "string" },
@@ -199,6 +213,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     eventTimeoutSeconds: int("--event-timeout", values["event-timeout"], base.eventTimeoutSeconds, 1, 3600),
     gracePeriodSeconds: int("--grace-period", values["grace-period"], base.gracePeriodSeconds, 0, 300),
     audit: values.audit ?? base.audit,
+    apf: apfMode(values.apf, base.apf),
     kcmFlags: [...base.kcmFlags, ...(values["kcm-flag"] ?? [])],
     aggregatorFlags: [...base.aggregatorFlags, ...(values["aggregator-flag"] ?? [])],
     outDir: values.out ?? base.outDir,
@@ -213,6 +228,13 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     throw new BenchArgsError(`${params.nodes * params.podsPerNode} pods cannot give each of ${params.netServices} NetServices a pod; add nodes or pods per node`);
   }
   return { help: false, params, json: values.json };
+}
+
+function apfMode(text: string | undefined, fallback: ApfMode): ApfMode {
+  if (text === undefined) return fallback;
+  const mode = apfModes.find((m) => m === text);
+  if (!mode) throw new BenchArgsError(`--apf must be one of ${apfModes.join(", ")}, got "${text}"`);
+  return mode;
 }
 
 function number(flag: string, text: string | undefined, fallback: number, min: number, max: number, integer: boolean): number {

@@ -13,6 +13,11 @@ export function renderReport(result: BenchResult): string {
       `${churn.addressChanges} address changes, for ${p.durationSeconds} s`,
     `agent debounce ${p.agentDebounceMs} ms, aggregator workers ${p.aggregatorWorkers}${p.aggregatorFlags.length ? ` ${p.aggregatorFlags.join(" ")}` : ""}; kube-controller-manager flags: ${env.kubeControllerManagerFlags.join(" ") || "defaults"}`,
     `${env.cpus} CPUs, load average ${env.loadAverageBefore[0]} before and ${env.loadAverageAfter[0]} after; Node ${env.node}, Kubernetes ${env.kubernetes}; ${env.wallSeconds} s in all`,
+    `API priority (--apf ${result.apf.mode}): ${
+      result.apf.classes
+        ? Object.entries(result.apf.classes).map(([name, c]) => `${name} ${c.priorityLevel} (FlowSchema ${c.flowSchema})`).join(", ")
+        : "not classified"
+    }`,
     "",
   );
 
@@ -34,9 +39,12 @@ export function renderReport(result: BenchResult): string {
       head,
       row("ours: EndpointSlices", result.ours, floorP50),
       row("ours: Endpoints", result.oursEndpoints, floorP50),
-      row("  ours, first hop: node reports", result.oursReports, floorP50),
+      row("  ours, first hop: node reports, every agent", result.oursReports, floorP50),
+      row(`  ours, first hop: agent process (${result.agentProcess.node})`, result.agentProcess.reports, floorP50),
+      row(`  ours: EndpointSlices, pods on ${result.agentProcess.node}`, result.agentProcess.slices, floorP50),
       row("kube: template Service's EndpointSlice", result.kube, floorP50),
       row("floor: ConfigMap write -> watch", result.floor, floorP50),
+      row(`floor: report-sized custom resource (${result.floorReport.bytes} B, apply) -> watch`, result.floorReport, floorP50),
       row("ours, address changes: EndpointSlices", result.addressChanges.slices, floorP50),
       row("ours, address changes: Endpoints", result.addressChanges.endpoints, floorP50),
     ]),

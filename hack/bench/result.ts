@@ -1,7 +1,11 @@
 // The benchmark's result: one JSON document (what --json prints), from which
 // the table and the chart are drawn.
+import type { ApfClasses } from "./apf.ts";
 import type { EventKind, Side, Summary } from "./latency.ts";
-import type { BenchParams } from "./params.ts";
+import type { ApfMode, BenchParams } from "./params.ts";
+
+/** The events of the pods on the node whose agent runs as a process of its own. */
+export const agentProcessGroup = "agent-process";
 
 export type LatencyFigures = Summary & { missed: number };
 
@@ -29,12 +33,18 @@ export type BenchResult = {
   ours: LatencyFigures & { multipleOfFloorP50: number };
   /** Our Endpoints, same events. */
   oursEndpoints: LatencyFigures;
-  /** The agents' node reports (our first hop), same events: the rest of ours is the aggregator's hop. */
+  /** Every agent's node reports (our first hop), same events: the rest of ours is the aggregator's hop. */
   oursReports: LatencyFigures;
+  /** The same events on the node of the agent that runs as a process of its own, with its own informers and clients. */
+  agentProcess: { node: string; reports: LatencyFigures; slices: LatencyFigures };
   /** kube-controller-manager's EndpointSlice of the template Service, same events. */
   kube: LatencyFigures & { multipleOfFloorP50: number };
   /** A plain ConfigMap: write sent to watch event received. */
   floor: LatencyFigures;
+  /** A NetServiceNodeReport the size of a real one (bytes of JSON), server-side applied: write sent to watch event received. */
+  floorReport: LatencyFigures & { bytes: number };
+  /** Where API Priority and Fairness put each side, as the API server classified a request of each (null if it was not asked). */
+  apf: { mode: ApfMode; classes: ApfClasses | null };
   /** Secondary-address changes, which only our side shows. */
   addressChanges: { slices: LatencyFigures; endpoints: LatencyFigures; reports: LatencyFigures };
   byKind: Record<EventKind, Record<Side, LatencyFigures>>;

@@ -2,22 +2,26 @@
 //
 //   1. The local system (control plane, simulated nodes with the fake kubelet
 //      and Multus, one node agent per node in this process), with the API
-//      server's audit log on; then the aggregator and the agent of
-//      sim-node-0 move into processes of their own, as deployed, so their
-//      CPU and memory are theirs alone.
+//      server's audit log on, and deploy/ installed; the aggregator and the
+//      agent of sim-node-0 run as processes of their own, as deployed, so
+//      their CPU and memory are theirs alone. Every agent and the aggregator
+//      hold their own service account's token, bound to their pod as the
+//      kubelet mounts it, and queue in API Priority and Fairness where
+//      kube-controller-manager's controllers do (apf.ts).
 //   2. The observer thread watches both sides; NetServices are created.
 //   3. Bulk: nodes x podsPerNode pods at once; converged when every pod is
 //      ready on our EndpointSlices (and, separately, on Kubernetes').
 //   4. Churn: creations, deletions, readiness flips and address changes at
-//      the configured rates for durationSeconds, while a ConfigMap is written
-//      for the floor; then every event is waited for (or times out).
+//      the configured rates for durationSeconds, while a ConfigMap and a
+//      report-sized custom resource are written for the floor; then every
+//      event is waited for (or times out).
 //   5. Counters, /proc figures and the audit log are read; everything stops.
 //
 // Every event's t0 is the moment the harness (deletions) or the fake
 // kubelet/Multus (everything else) sent the write, taken just before the
 // request; every arrival is taken by the observer thread as the watch event
 // is decoded. Both are Date.now(), the same clock.
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { Applier } from "../../common/kube/apply.ts";
@@ -26,20 +30,26 @@ import { isNotFound } from "../../common/kube/http.ts";
 import { createRootLogger } from "../../common/log.ts";
 import { freePort, startProcess, type ManagedProcess } from "../cluster/process.ts";
 import { LocalSystem, repoRoot } from "../local-system.ts";
+import { agentAsDeployed, aggregatorAsDeployed, installDeploy, writeTokenKubeconfig } from "../credentials.ts";
 import { applyManifests, loadManifests } from "../manifests.ts";
+import { classify, controllersFlowSchema, unfairness, type ApfClasses } from "./apf.ts";
 import { auditByVerb, auditFlags, auditWrites, countAudit, benchUserAgents, programs, type AuditCounts } from "./audit.ts";
 import { eventKinds, LatencyMatcher, sides, summarise, type EventKind, type PodEvent, type Settled, type Side, type Target } from "./latency.ts";
-import { startObserver, floorLabel, type Observer, type ObserverMessage } from "./observer.ts";
+import { startObserver, floorLabel, floorSeqAnnotation, type FloorProbe, type Observer, type ObserverMessage } from "./observer.ts";
 import type { BenchParams } from "./params.ts";
 import { cpuSecondsBetween, readProcStats, type ProcStats } from "./proc-stats.ts";
 import { byVerb, RequestCounter, writesOf, type RequestCounts } from "./request-counter.ts";
-import type { BenchResult, LatencyFigures, ProcessFigures } from "./result.ts";
+import { agentProcessGroup, type BenchResult, type LatencyFigures, type ProcessFigures } from "./result.ts";
 import { benchNetworkKey, netServiceManifest, netServiceName, podManifest, PodPool, type BenchPod } from "./workload.ts";
 import { seededRandom } from "../sim/random.ts";
+import { apiVersion, defaultSystemNamespace, labels, reportKind, reportPlural } from "../../common/api.ts";
 
 export const benchNamespace = "bench";
 const representativeNode = "sim-node-0";
 const kubernetesVersion = "v1.36.3";
+const systemNamespace = defaultSystemNamespace;
+/** Tokens outlive the longest run; a kubelet would refresh them hourly instead. */
+const tokenSeconds = 6 * 3600;
 
 export type Progress = (line: string) => void;
 
@@ -86,8 +96,10 @@ class BenchRun {
   readonly #bulkConvergedAt = new Map<Side, number>();
   readonly #actionsInFlight = new Set<string>();
   readonly #addressChangeRequested = new Set<string>();
-  readonly #floorSent = new Map<number, number>();
-  readonly #floorSamples: number[] = [];
+  readonly #floorSent: Record<FloorProbe, Map<number, number>> = { configmap: new Map(), report: new Map() };
+  readonly #floorSamples: Record<FloorProbe, number[]> = { configmap: [], report: [] };
+  #floorReportBytes = 0;
+  #apf: ApfClasses | undefined;
   readonly #revisions: Record<Side, number> = { slices: 0, endpoints: 0, reports: 0, kube: 0 };
   readonly #issued = Object.fromEntries(eventKinds.map((kind) => [kind, 0])) as Record<EventKind, number>;
   #skipped = 0;
@@ -163,10 +175,10 @@ class BenchRun {
 
     this.#progress(`churn: ${describeChurn(params)} for ${params.durationSeconds} s`);
     const churnStart = await this.#snapshot();
-    const floorWriter = this.#writeFloor();
+    const floorWriters = [this.#writeFloor("configmap", this.#configMapFloor()), this.#writeFloor("report", await this.#reportFloor())];
     await this.#churnFor(params.durationSeconds * 1000);
-    floorWriter.stop();
-    await floorWriter.done;
+    for (const writer of floorWriters) writer.stop();
+    await Promise.all(floorWriters.map((writer) => writer.done));
     this.#progress(`churn: waiting for ${this.#churn.pendingCount} events still in flight`);
     await waitFor("the churn events", params.eventTimeoutSeconds * 1000 + 30_000, async () => {
       this.#churn.expire(Date.now());
@@ -188,7 +200,7 @@ class BenchRun {
     });
     const kubeVisible = eventKinds.filter((kind) => kind !== "address");
     const samples = (side: Side) => kubeVisible.flatMap((kind) => this.#churn.samples(side, kind));
-    return { result, samples: { slices: samples("slices"), endpoints: samples("endpoints"), kube: samples("kube"), floor: [...this.#floorSamples] } };
+    return { result, samples: { slices: samples("slices"), endpoints: samples("endpoints"), kube: samples("kube"), floor: [...this.#floorSamples.configmap] } };
   }
 
   async stop(): Promise<void> {
@@ -222,7 +234,8 @@ class BenchRun {
       },
       agent: { debounceMs: params.agentDebounceMs },
       inProcessAggregator: false,
-      agentClients: { userAgent: benchUserAgents.agents, observer: this.#agentCounter.observer },
+      // Each agent as deployed: its own clients, with a token bound to its pod on its node.
+      agentClientsFor: async (nodeName) => (await this.#agentCredentials(nodeName, benchUserAgents.agents)).clients,
       sim: {
         // IPv4 pods, as the benchmark's network: Kubernetes' side then publishes one slice per 100 pods, like ours.
         layout: { ipFamilies: ["IPv4"] },
@@ -230,8 +243,8 @@ class BenchRun {
         maxGracePeriodMs: params.gracePeriodSeconds * 1000,
         onStatusWritten: (event) => {
           if (event.namespace !== benchNamespace) return;
-          if (event.started) this.#podStarted(event.namespace, event.name, event.uid, event.startedAt);
-          else this.#expectChurn({ kind: event.ready ? "ready" : "unready", uid: event.uid, t0: event.startedAt, targets: readinessTargets(event.ready) });
+          if (event.started) this.#podStarted(event.namespace, event.name, event.uid, event.startedAt, event.nodeName);
+          else this.#expectChurn({ kind: event.ready ? "ready" : "unready", uid: event.uid, t0: event.startedAt, targets: readinessTargets(event.ready) }, event.nodeName);
         },
         onAnnotationWritten: (event) => {
           if (event.namespace !== benchNamespace || !this.#addressChangeRequested.delete(event.uid)) return;
@@ -249,6 +262,10 @@ class BenchRun {
     this.#system = system;
     const clients = makeClients(system.kubeConfig, { userAgent: benchUserAgents.harness, maxConnections: 16 });
     this.#clients = clients;
+
+    this.#progress(`installing deploy/ (RBAC, admission policies, the aggregator's Deployment)${params.apf === "same-level" ? " and a FlowSchema putting our service accounts in kube-controller-manager's priority level" : ""}`);
+    await installDeploy(system.plane);
+    if (params.apf === "same-level") await new Applier(clients.http, { fieldManager: "netservice-bench" }).apply(controllersFlowSchema(systemNamespace));
 
     // Every NetService gets an entry in every node's report, so NetServices
     // created while a thousand agents run would make each agent rewrite its
@@ -269,8 +286,11 @@ class BenchRun {
     this.#progress(`adding ${params.nodes} simulated nodes and their agents (sim-node-0's and the aggregator in processes of their own, as deployed)`);
     const nodes = await system.sim.addNodes(params.nodes);
     const kubeconfig = system.plane.kubeconfig;
+    const agentKubeconfig = path.join(this.#workDir, "agent.kubeconfig");
+    const agentToken = (await this.#agentCredentials(representativeNode)).token;
+    await writeTokenKubeconfig(kubeconfig, agentToken, agentKubeconfig);
     this.#agent = await this.#startChild("agent", path.join(repoRoot, "node-agent", "main.ts"), [
-      `--kubeconfig=${kubeconfig}`,
+      `--kubeconfig=${agentKubeconfig}`,
       `--node-name=${representativeNode}`,
       `--debounce-ms=${params.agentDebounceMs}`,
     ]);
@@ -278,13 +298,19 @@ class BenchRun {
     await forEachLimit(inProcess.length, 16, async (i) => {
       await system.startAgent((inProcess[i] as { name: string }).name);
     });
+    const aggregator = await aggregatorAsDeployed(clients, kubeconfig, systemNamespace, { expirationSeconds: tokenSeconds });
+    await aggregator.clients.close();
+    const aggregatorKubeconfig = path.join(this.#workDir, "aggregator.kubeconfig");
+    await writeTokenKubeconfig(kubeconfig, aggregator.token, aggregatorKubeconfig);
     this.#aggregator = await this.#startChild("aggregator", path.join(repoRoot, "aggregator", "main.ts"), [
-      `--kubeconfig=${kubeconfig}`,
+      `--kubeconfig=${aggregatorKubeconfig}`,
       "--no-leader-elect",
-      "--identity=bench-aggregator",
+      `--identity=${aggregator.pod.metadata.name}`,
       `--workers=${params.aggregatorWorkers}`,
       ...params.aggregatorFlags,
     ]);
+
+    this.#apf = await this.#classify(agentToken, aggregator.token);
 
     this.#observer = startObserver({ kubeconfig, namespace: benchNamespace });
     this.#observer.onMessage((message) => this.#observed(message));
@@ -317,6 +343,34 @@ class BenchRun {
     return { process: child, metricsPort };
   }
 
+  /** The agent's pod on the node, as the DaemonSet would place it, and a token bound to it; clients count their requests. */
+  async #agentCredentials(nodeName: string, userAgent?: string) {
+    const credentials = await agentAsDeployed(this.#clients as KubeClients, (this.#system as LocalSystem).plane.kubeconfig, systemNamespace, nodeName, {
+      expirationSeconds: tokenSeconds,
+      ...(userAgent ? { userAgent } : {}),
+      clients: { observer: this.#agentCounter.observer },
+    });
+    if (!userAgent) await credentials.clients.close();
+    return credentials;
+  }
+
+  /** Where APF puts each side, as the API server says; with --apf same-level, a run where they differ is refused. */
+  async #classify(agentToken: string, aggregatorToken: string): Promise<ApfClasses> {
+    const plane = (this.#system as LocalSystem).plane;
+    const [ca, cert, key] = await Promise.all([plane.pki.caCert, plane.pki.clients.admin.cert, plane.pki.clients.admin.key].map((file) => readFile(file)));
+    const asKube = (serviceAccount: string) => ({ impersonate: `system:serviceaccount:kube-system:${serviceAccount}`, cert: cert as Buffer, key: key as Buffer });
+    const classes = await classify(plane.server, ca as Buffer, {
+      agent: { token: agentToken },
+      aggregator: { token: aggregatorToken },
+      "kube-endpointslice": asKube("endpointslice-controller"),
+      "kube-endpoints": asKube("endpoint-controller"),
+    }, (this.#clients as KubeClients).http);
+    const problem = unfairness(classes);
+    this.#progress(`API priority: ${Object.entries(classes).map(([name, c]) => `${name} ${c.priorityLevel} (${c.flowSchema})`).join(", ")}`);
+    if (problem && this.#params.apf === "same-level") throw new Error(problem);
+    return classes;
+  }
+
   #observed(message: ObserverMessage) {
     switch (message.type) {
       case "pod":
@@ -327,10 +381,10 @@ class BenchRun {
         this.#revisions[message.side]++;
         return;
       case "floor": {
-        const sent = this.#floorSent.get(message.seq);
+        const sent = this.#floorSent[message.probe].get(message.seq);
         if (sent === undefined) return;
-        this.#floorSent.delete(message.seq);
-        this.#floorSamples.push(message.at - sent);
+        this.#floorSent[message.probe].delete(message.seq);
+        this.#floorSamples[message.probe].push(message.at - sent);
         return;
       }
       default:
@@ -338,7 +392,7 @@ class BenchRun {
     }
   }
 
-  #podStarted(namespace: string, name: string, uid: string, t0: number) {
+  #podStarted(namespace: string, name: string, uid: string, t0: number, nodeName: string) {
     const phase = this.#createdIn.get(name);
     if (!phase) return;
     const addresses = this.#secondaryAddresses(namespace, name);
@@ -353,13 +407,14 @@ class BenchRun {
       this.#bulkRunningAt = Math.max(this.#bulkRunningAt, Date.now());
       this.#bulk.expect(event);
     } else {
-      this.#expectChurn(event);
+      this.#expectChurn(event, nodeName);
     }
   }
 
-  #expectChurn(event: PodEvent) {
+  /** Events on the node of the agent process are also counted on their own: its hop, apart from the in-process agents'. */
+  #expectChurn(event: PodEvent, nodeName = this.#pool.get(event.uid)?.nodeName) {
     this.#issued[event.kind]++;
-    this.#churn.expect(event);
+    this.#churn.expect(nodeName === representativeNode ? { ...event, group: agentProcessGroup } : event);
   }
 
   #bulkSettled({ event, latencies }: Settled) {
@@ -496,26 +551,56 @@ class BenchRun {
       });
   }
 
-  #writeFloor(): { stop(): void; done: Promise<void> } {
-    const clients = this.#clients as KubeClients;
+  /**
+   * Writes one floor probe's object every 1/floorWritesPerSecond s, one write
+   * at a time, and notes when each was sent: the observer times its watch event.
+   */
+  #writeFloor(probe: FloorProbe, write: (seq: number) => Promise<unknown>): { stop(): void; done: Promise<void> } {
     const intervalMs = 1000 / this.#params.floorWritesPerSecond;
+    const sent = this.#floorSent[probe];
     let stopped = false;
     const done = (async () => {
-      let seq = 0;
-      const path = `/api/v1/namespaces/${benchNamespace}/configmaps`;
-      const body = (n: number) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bench-floor", namespace: benchNamespace, labels: { [floorLabel]: "true" } }, data: { seq: String(n) } });
-      this.#floorSent.set(seq, Date.now());
-      await clients.http.request({ method: "POST", path, body: body(seq) }).catch(() => this.#floorSent.delete(seq));
-      while (!stopped) {
-        await sleep(intervalMs);
-        seq++;
-        this.#floorSent.set(seq, Date.now());
-        await clients.http
-          .request({ method: "PUT", path: `${path}/bench-floor`, body: body(seq) })
-          .catch(() => this.#floorSent.delete(seq));
+      for (let seq = 0; !stopped; seq++) {
+        if (seq > 0) await sleep(intervalMs);
+        sent.set(seq, Date.now());
+        await write(seq).catch(() => sent.delete(seq));
       }
     })();
     return { stop: () => (stopped = true), done };
+  }
+
+  /** A plain ConfigMap, created and then replaced. */
+  #configMapFloor(): (seq: number) => Promise<unknown> {
+    const http = (this.#clients as KubeClients).http;
+    const path = `/api/v1/namespaces/${benchNamespace}/configmaps`;
+    const body = (n: number) => ({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "bench-floor", namespace: benchNamespace, labels: { [floorLabel]: "true" } }, data: { seq: String(n) } });
+    return (seq) => (seq === 0 ? http.request({ method: "POST", path, body: body(seq) }) : http.request({ method: "PUT", path: `${path}/bench-floor`, body: body(seq) }));
+  }
+
+  /**
+   * A NetServiceNodeReport the size of the agent process's report (its spec
+   * copied now, after the bulk phase), in the benchmark's namespace where no
+   * agent or aggregator looks, written with server-side apply as the agents
+   * write theirs: each write changes the trigger time, as theirs do.
+   */
+  async #reportFloor(): Promise<(seq: number) => Promise<unknown>> {
+    const clients = this.#clients as KubeClients;
+    const stored = await clients.http.request<{ items: { spec: Record<string, unknown> }[] }>({
+      method: "GET",
+      path: `/apis/${apiVersion}/namespaces/${systemNamespace}/${reportPlural}`,
+      query: { labelSelector: `${labels.nodeName}=${representativeNode}` },
+    });
+    const spec = stored.items.map((item) => item.spec).sort((a, b) => JSON.stringify(b).length - JSON.stringify(a).length)[0];
+    if (!spec) throw new Error(`no report of ${representativeNode} to copy for the report floor`);
+    const applier = new Applier(clients.http, { fieldManager: "netservice-bench-floor" });
+    const body = (seq: number) => ({
+      apiVersion,
+      kind: reportKind,
+      metadata: { name: "bench-floor.0", namespace: benchNamespace, labels: { [floorLabel]: "true" }, annotations: { [floorSeqAnnotation]: String(seq) } },
+      spec: { ...spec, nodeName: "bench-floor", triggerTime: new Date().toISOString() },
+    });
+    this.#floorReportBytes = JSON.stringify(body(0)).length;
+    return (seq) => applier.apply(body(seq));
   }
 
   async #snapshot(): Promise<Snapshot> {
@@ -559,7 +644,12 @@ class BenchRun {
       ...summarise(kinds.flatMap((kind) => matcher.samples(side, kind))),
       missed: kinds.reduce((sum, kind) => sum + matcher.missed(side, kind), 0),
     });
-    const floor: LatencyFigures = { ...summarise(this.#floorSamples), missed: this.#floorSent.size };
+    const floorOf = (probe: FloorProbe): LatencyFigures => ({ ...summarise(this.#floorSamples[probe]), missed: this.#floorSent[probe].size });
+    const floor = floorOf("configmap");
+    const inGroup = (side: Side): LatencyFigures => ({
+      ...summarise(kubeVisibleKinds.flatMap((kind) => matcher.samples(side, kind, agentProcessGroup))),
+      missed: kubeVisibleKinds.reduce((sum, kind) => sum + matcher.missed(side, kind, agentProcessGroup), 0),
+    });
     const ours = figures("slices", kubeVisibleKinds);
     const kube = figures("kube", kubeVisibleKinds);
     const byKind = Object.fromEntries(
@@ -615,6 +705,9 @@ class BenchRun {
       oursReports: figures("reports", kubeVisibleKinds),
       kube: { ...kube, multipleOfFloorP50: ratio(kube.p50Ms, floor.p50Ms) },
       floor,
+      floorReport: { ...floorOf("report"), bytes: this.#floorReportBytes },
+      agentProcess: { node: representativeNode, reports: inGroup("reports"), slices: inGroup("slices") },
+      apf: { mode: params.apf, classes: this.#apf ?? null },
       addressChanges: { slices: figures("slices", ["address"]), endpoints: figures("endpoints", ["address"]), reports: figures("reports", ["address"]) },
       byKind,
       podChanges: { total: podChanges, kubeVisible, byKind: { ...this.#issued }, skipped: this.#skipped, failed: this.#failed },

@@ -31,6 +31,9 @@ t.test("npm run bench -- --preset tiny --json prints the figures the issue asks 
     "kube.p50Ms",
     "kube.p99Ms",
     "floor.p50Ms",
+    "floorReport.p50Ms",
+    "floorReport.bytes",
+    "agentProcess.reports.p50Ms",
     "oursEndpoints.p50Ms",
     "writesPerPodChange",
     "agentRssMb",
@@ -43,6 +46,12 @@ t.test("npm run bench -- --preset tiny --json prints the figures the issue asks 
   }
   t.ok((at("ours.count") as number) > 0, "our side showed events");
   t.ok((at("kube.count") as number) > 0, "Kubernetes' side showed events");
+  t.ok((at("floorReport.count") as number) > 0, "the report-sized floor was timed");
+  t.ok((at("floorReport.bytes") as number) > 200, "the report-sized floor copies a real report");
+  t.ok((at("agentProcess.reports.count") as number) > 0, "the agent process's hop is timed on its own");
+  const apf = at("apf.classes") as Record<string, { priorityLevel: string }>;
+  t.equal(apf.agent?.priorityLevel, apf["kube-endpointslice"]?.priorityLevel, "our agents queue where kube-controller-manager's controllers do");
+  t.equal(apf.aggregator?.priorityLevel, apf["kube-endpointslice"]?.priorityLevel, "so does our aggregator");
   t.match(result.parameters, { preset: "tiny", nodes: 2, podsPerNode: 3, netServices: 1, durationSeconds: 8 });
   t.match(result.parameters, { churn: { creations: Number, deletions: Number, readinessFlips: Number, addressChanges: Number } });
   const chart = await readFile(result.chart as string, "utf8");

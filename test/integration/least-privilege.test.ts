@@ -2,30 +2,26 @@
 // its own service account's token: one agent per node with a token bound to
 // a pod on that node (the admission policy ties its report to that node),
 // and the aggregator with a token bound to one of its Deployment's pods.
-import { execFile } from "node:child_process";
 import path from "node:path";
-import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import t from "tap";
 import { Aggregator } from "../../aggregator/aggregator.ts";
 import { Applier } from "../../common/kube/apply.ts";
-import type { KubeObject } from "../../common/kube/object.ts";
 import { repoRoot } from "../../hack/cluster/binaries.ts";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
 import { SimulatedCluster } from "../../hack/sim/cluster.ts";
 import { NodeAgent } from "../../node-agent/agent.ts";
 import { attachmentAddresses, endpointsByIp, endpointsOf, listPods, sorted } from "../e2e/cluster-state.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
-import { aggregatorAsDeployed, clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { agentAsDeployed, aggregatorAsDeployed, clientsFor, installDeploy } from "../helpers/credentials.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 
-const run = promisify(execFile);
 const systemNamespace = "netservice-system";
 const demo = path.join(repoRoot, "hack", "demo");
 
 const plane = await startControlPlane(t);
-await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
+await installDeploy(plane);
 const admin = clientsFor(plane.kubeconfig);
 boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
 const kubeConfig = new KubeConfig();
@@ -34,19 +30,10 @@ const sim = new SimulatedCluster({ kubeConfig, clients: admin });
 t.teardown(() => sim.stop());
 await sim.start();
 const nodes = await sim.addNodes(2);
-const daemonSet = (await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml"))).find((o) => o.kind === "DaemonSet") as KubeObject & {
-  spec: { template: { metadata: KubeObject["metadata"]; spec: Record<string, unknown> } };
-};
-
 const agents: NodeAgent[] = [];
 for (const node of nodes) {
-  // The DaemonSet controller is not part of the local control plane: place the agent's pod on its node as it would.
-  const pod = await admin.http.request<KubeObject>({
-    method: "POST",
-    path: `/api/v1/namespaces/${systemNamespace}/pods`,
-    body: { apiVersion: "v1", kind: "Pod", metadata: { name: `netservice-agent-${node.name}`, labels: daemonSet.spec.template.metadata?.labels }, spec: { ...daemonSet.spec.template.spec, nodeName: node.name } },
-  });
-  const clients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-agent", podRef(pod)), "netservice-agent/test");
+  // The DaemonSet controller is not part of the local control plane: the agent's pod is placed on its node as it would.
+  const { clients } = await agentAsDeployed(admin, plane.kubeconfig, systemNamespace, node.name);
   const agent = new NodeAgent(node.name, clients, { systemNamespace });
   agents.push(agent);
   boundedTeardown(t, { name: `agent of ${node.name}`, timeoutMs: 30_000, run: () => agent.stop() }, { name: "its clients", timeoutMs: 10_000, run: () => clients.close() });

@@ -6,9 +6,7 @@
 // "powered off" by stopping its heartbeats and its agent.
 //
 // Latencies are recorded (t.comment), never asserted.
-import { execFile } from "node:child_process";
 import path from "node:path";
-import { promisify } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import t from "tap";
 import { Aggregator } from "../../aggregator/aggregator.ts";
@@ -24,11 +22,10 @@ import { NodeAgent } from "../../node-agent/agent.ts";
 import { listPods } from "../e2e/cluster-state.ts";
 import type { SliceJson } from "../helpers/aggregator-fixtures.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
-import { aggregatorAsDeployed, clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { agentAsDeployed, aggregatorAsDeployed, clientsFor, installDeploy } from "../helpers/credentials.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 
-const run = promisify(execFile);
 const systemNamespace = "netservice-system";
 const ns = "nf";
 const wait = { timeoutMs: 90_000, intervalMs: 50 };
@@ -39,7 +36,7 @@ const plane = await startControlPlane(t, {
     "kube-controller-manager": ["--controllers=node-lifecycle-controller", "--node-monitor-period=1s", "--node-monitor-grace-period=8s"],
   },
 });
-await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
+await installDeploy(plane);
 const admin = clientsFor(plane.kubeconfig);
 boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
 const user = new Applier(admin.http, { fieldManager: "netservice-test" });
@@ -52,18 +49,10 @@ const [up, down] = (await sim.addNodes(2)).map((node) => node.name) as [string, 
 await applyManifests(user, admin.http, await loadManifests(path.join(repoRoot, "hack", "demo", "networks.yaml")));
 await user.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
 
-const daemonSet = (await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml"))).find((o) => o.kind === "DaemonSet") as KubeObject & {
-  spec: { template: { metadata: KubeObject["metadata"]; spec: Record<string, unknown> } };
-};
 /** Clients holding the token the kubelet would mount into the agent's pod on the node. */
 const agentClients = new Map<string, KubeClients>();
 for (const node of [up, down]) {
-  const pod = await admin.http.request<KubeObject>({
-    method: "POST",
-    path: `/api/v1/namespaces/${systemNamespace}/pods`,
-    body: { apiVersion: "v1", kind: "Pod", metadata: { name: `netservice-agent-${node}`, labels: daemonSet.spec.template.metadata?.labels }, spec: { ...daemonSet.spec.template.spec, nodeName: node } },
-  });
-  const clients = clientsFor(plane.kubeconfig, await serviceAccountToken(admin, systemNamespace, "netservice-agent", podRef(pod)), "netservice-agent/test");
+  const { clients } = await agentAsDeployed(admin, plane.kubeconfig, systemNamespace, node);
   agentClients.set(node, clients);
   boundedTeardown(t, { name: `agent clients of ${node}`, timeoutMs: 10_000, run: () => clients.close() });
 }

@@ -3,9 +3,7 @@
 // API, bound to a pod on a node exactly as the kubelet mounts them, so the
 // node name in the agent's token is real. Each allowance is a call the
 // program makes; each denial is something a compromised pod must not do.
-import { execFile } from "node:child_process";
 import path from "node:path";
-import { promisify } from "node:util";
 import t, { type Test } from "tap";
 import { Applier } from "../../common/kube/apply.ts";
 import { KubeApiError, type KubeHttp, type KubeRequest } from "../../common/kube/http.ts";
@@ -13,10 +11,9 @@ import type { KubeObject } from "../../common/kube/object.ts";
 import { repoRoot } from "../../hack/cluster/binaries.ts";
 import { loadManifests } from "../../hack/manifests.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
-import { clientsFor, podRef, serviceAccountToken } from "../helpers/credentials.ts";
+import { clientsFor, installDeploy, podRef, serviceAccountToken } from "../helpers/credentials.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 
-const run = promisify(execFile);
 const systemNamespace = "netservice-system";
 const reports = `/apis/svcctl.metaswitch.com/v1alpha1/namespaces/${systemNamespace}/netservicenodereports`;
 const agentUser = `system:serviceaccount:${systemNamespace}:netservice-agent`;
@@ -28,7 +25,7 @@ const plane = await startControlPlane(t, {
 });
 const admin = clientsFor(plane.kubeconfig);
 boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.close() });
-await run(plane.binaries.kubectl, ["--kubeconfig", plane.kubeconfig, "apply", "--server-side", "-k", path.join(repoRoot, "deploy")]);
+await installDeploy(plane);
 
 const manifests = await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml"));
 await createNode("node-a");

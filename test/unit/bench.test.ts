@@ -2,6 +2,7 @@
 // with what the watches saw, percentiles, the command line, /proc and audit
 // parsing, the chart. Timings of a real run are never asserted anywhere.
 import t from "tap";
+import { controllersFlowSchema, nameClasses, unfairness, type ApfClasses } from "../../hack/bench/apf.ts";
 import { addAuditLine, auditProgram, auditWrites, type AuditCounts } from "../../hack/bench/audit.ts";
 import { latencyChartSvg } from "../../hack/bench/chart.ts";
 import { LatencyMatcher, summarise, type Settled } from "../../hack/bench/latency.ts";
@@ -9,6 +10,8 @@ import { BenchArgsError, parseBenchArgs, presets } from "../../hack/bench/params
 import { entriesOfEndpoints, entriesOfReport, entriesOfSlice, PodViews } from "../../hack/bench/pod-views.ts";
 import { parseProcStats } from "../../hack/bench/proc-stats.ts";
 import { PodPool } from "../../hack/bench/workload.ts";
+import { median, runsTable } from "../../hack/bench/runs.ts";
+import type { BenchResult } from "../../hack/bench/result.ts";
 import { seededRandom } from "../../hack/sim/random.ts";
 
 const pod = (uid: string) => ({ kind: "Pod", uid });
@@ -78,6 +81,52 @@ t.test("a side that never shows the event counts as missed after the timeout", a
   t.equal(matcher.events(), 1);
 });
 
+t.test("an event with a group counts in its side's figures and in its group's, a missed one too", async (t) => {
+  const matcher = new LatencyMatcher({ timeoutMs: 1000 });
+  const ready = { present: true as const, ready: true, addresses: [] };
+  matcher.expect({ kind: "ready", uid: "a", t0: 0, targets: { reports: { kind: "ready" } }, group: "agent-process" });
+  matcher.expect({ kind: "ready", uid: "b", t0: 0, targets: { reports: { kind: "ready" } } });
+  matcher.expect({ kind: "unready", uid: "c", t0: 0, targets: { reports: { kind: "unready" } }, group: "agent-process" });
+  matcher.observe({ side: "reports", uid: "a", view: ready, at: 40 });
+  matcher.observe({ side: "reports", uid: "b", view: ready, at: 70 });
+  matcher.expire(1000);
+  t.same(matcher.samples("reports").sort(), [40, 70]);
+  t.same(matcher.samples("reports", "ready", "agent-process"), [40]);
+  t.same(matcher.samples("reports", undefined, "agent-process"), [40]);
+  t.equal(matcher.missed("reports", undefined, "agent-process"), 1);
+  t.equal(matcher.missed("reports"), 1);
+  t.same(matcher.samples("reports", "ready", "other"), [], "no event of an unknown group");
+});
+
+t.test("the bench's FlowSchema puts both our service accounts, for every request, in kube-controller-manager's priority level", async (t) => {
+  const schema = controllersFlowSchema("netservice-system") as { spec: Record<string, any> };
+  t.equal(schema.spec.priorityLevelConfiguration.name, "workload-high");
+  t.ok(schema.spec.matchingPrecedence < 9000, "matched before the service-accounts FlowSchema (9000) that puts them in workload-low");
+  t.same(schema.spec.distinguisherMethod, { type: "ByUser" }, "each program a flow of its own, as kube-system-service-accounts does");
+  t.same(schema.spec.rules[0].subjects.map((s: { serviceAccount: unknown }) => s.serviceAccount), [
+    { name: "netservice-agent", namespace: "netservice-system" },
+    { name: "netservice-aggregator", namespace: "netservice-system" },
+  ]);
+  t.same(schema.spec.rules[0].resourceRules[0], { verbs: ["*"], apiGroups: ["*"], resources: ["*"], clusterScope: true, namespaces: ["*"] });
+});
+
+t.test("API priority classes are named from their uids and compared: ours must share kube-controller-manager's level", async (t) => {
+  const object = (uid: string, name: string) => ({ metadata: { uid, name } });
+  const named = nameClasses(
+    { agent: { flowSchema: "f1", priorityLevel: "p1" }, other: { flowSchema: "gone", priorityLevel: "" } },
+    [object("f1", "service-accounts")],
+    [object("p1", "workload-low")],
+  );
+  t.same(named, { agent: { flowSchema: "service-accounts", priorityLevel: "workload-low" }, other: { flowSchema: "uid gone", priorityLevel: "uid (none)" } });
+  const high = { flowSchema: "kube-system-service-accounts", priorityLevel: "workload-high" };
+  const ours = { flowSchema: "netservice-controllers", priorityLevel: "workload-high" };
+  const fair: ApfClasses = { agent: ours, aggregator: ours, "kube-endpointslice": high, "kube-endpoints": high };
+  t.equal(unfairness(fair), undefined);
+  const asDeployed = { ...fair, agent: { flowSchema: "service-accounts", priorityLevel: "workload-low" } };
+  t.match(unfairness(asDeployed), /agent in workload-low \(FlowSchema service-accounts\)/);
+  t.match(unfairness({ ...fair, "kube-endpoints": { flowSchema: "endpoint-controller", priorityLevel: "exempt" } }), /not the same/, "kube's two controllers in two levels leave no one level to share");
+});
+
 t.test("percentiles are nearest-rank; no samples give zeros with count 0", async (t) => {
   const samples = Array.from({ length: 100 }, (_, i) => 100 - i);
   t.match(summarise(samples), { count: 100, p50Ms: 50, p90Ms: 90, p99Ms: 99, maxMs: 100, meanMs: 50.5 });
@@ -102,6 +151,10 @@ t.test("the command line picks a preset and overrides any field", async (t) => {
   t.throws(() => parseBenchArgs(["--kcm-flag", "kube-api-qps=5"]), /dashes/);
   t.throws(() => parseBenchArgs(["--nodes", "1", "--pods-per-node", "1", "--netservices", "2"]), /cannot give each/);
   t.throws(() => parseBenchArgs(["--bogus"]), BenchArgsError);
+  t.equal(quick.help ? undefined : quick.params.apf, "same-level", "ours queue where kube-controller-manager's controllers do unless asked otherwise");
+  const deployed = parseBenchArgs(["--apf", "as-deployed"]);
+  t.equal(deployed.help ? undefined : deployed.params.apf, "as-deployed");
+  t.throws(() => parseBenchArgs(["--apf", "exempt"]), /--apf must be one of same-level, as-deployed/);
 });
 
 t.test("/proc figures: CPU ticks after the command name, memory in kB", async (t) => {
@@ -171,4 +224,31 @@ t.test("a node report publishes a pod once, ready when serving and not terminati
     },
   };
   t.same([...entriesOfReport(report)], [["a", { ready: true, addresses: ["10.0.0.1"] }], ["b", { ready: false, addresses: ["10.0.0.2"] }]]);
+});
+
+t.test("several runs make one table: ratios within each run, then the median of each row", async (t) => {
+  t.equal(median([3, 1, 2]), 2);
+  t.equal(median([4, 1, 2, 3]), 2.5);
+  t.equal(median([null, 5, Number.NaN]), 5, "missing values are left out");
+  t.equal(median([]), null);
+  const run = (ours: number, kube: number) => ({
+    environment: { loadAverageBefore: [1] },
+    ours: { p50Ms: ours, p99Ms: ours, missed: 0 },
+    kube: { p50Ms: kube, p99Ms: kube, missed: 0 },
+    oursEndpoints: { p50Ms: 0 },
+    oursReports: { p50Ms: 0, p99Ms: 0 },
+    floor: { p50Ms: 0, p99Ms: 0 },
+    addressChanges: { slices: { p50Ms: 0 } },
+    writesPerPodChange: 3,
+    kubeWritesPerPodChange: null,
+    agentRssMb: 100,
+    aggregatorRssMb: 200,
+    convergeSeconds: 1,
+    kubeConvergeSeconds: 1,
+  }) as unknown as BenchResult;
+  // The median of the ratios (2, 1, 4) is 2, where the ratio of the medians would be 100 / 60.
+  const table = runsTable([run(100, 50), run(60, 60), run(400, 100)]);
+  t.match(table, /\| ours \/ kube, p50 \| 2\.00 \| 1\.00 \| 4\.00 \| 2\.00 \|/);
+  t.match(table, /\| first hop, agent process: p50 \(ms\) \| - \| - \| - \| - \|/, "a run from before agentProcess existed shows a dash");
+  t.match(table, /\| writes per pod change: kube \| - \| - \| - \| - \|/, "no audit log, no figure");
 });
