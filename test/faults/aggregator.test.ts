@@ -6,7 +6,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { leadershipReport, leaseTransitions } from "./support/audit.ts";
-import { FaultEnvironment } from "./support/environment.ts";
+import { assertCompared, assertHoldsExact, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
@@ -34,6 +34,8 @@ t.test("the aggregator killed with SIGKILL mid-churn and restarted converges exa
   await churn.stop();
   const stoppedAt = Date.now();
   const converged = await env.checker.waitForConvergence({ since: stoppedAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   t.pass(`converged ${converged.seconds} s after the churn stopped: ${converged.netServices} NetServices, ${converged.addresses} addresses`);
   recordResult(t, {
     scenario: "aggregator SIGKILL mid-churn, down 15 s, restarted",
@@ -70,6 +72,8 @@ t.test("two aggregators: the leader killed, the other takes over within the leas
   await churn.stop();
   const stoppedAt = Date.now();
   const converged = await env.checker.waitForConvergence({ since: stoppedAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   const report = leadershipReport(env.audit.read(), { namespace: env.systemNamespace, leaseName });
   t.same(report.violations, [], "no write by a replica that did not hold the lease");
   t.ok((report.writesBy[standby.name] ?? 0) > 0, `the new leader wrote (${report.writesBy[standby.name]} writes)`);
@@ -106,6 +110,8 @@ t.test("a leader that hangs past its lease and wakes up writes nothing once the 
   await churn.stop();
   const stoppedAt = Date.now();
   const converged = await env.checker.waitForConvergence({ since: stoppedAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   const report = leadershipReport(env.audit.read(), { namespace: env.systemNamespace, leaseName });
   const late = report.writes.filter((w) => w.writer === leader.name && w.received >= resumedAt);
   t.same(report.violations, [], "no write by a replica that did not hold the lease");

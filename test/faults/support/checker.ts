@@ -128,22 +128,35 @@ export class Checker {
 
   /** One check; see the file comment for what `moving` means. */
   async check(staleNodes?: StaleNodes): Promise<CheckResult> {
+    const [result] = await this.checkAgainst([staleNodes]);
+    return result as CheckResult;
+  }
+
+  /**
+   * One look at the cluster compared with several truths: the truth of now
+   * with each given set of stale nodes held (undefined: none). For a moment
+   * of transition, when either of two states is right and nothing else is.
+   */
+  async checkAgainst(stales: readonly (StaleNodes | undefined)[]): Promise<CheckResult[]> {
     const before = await this.#inputs();
     const published = await Promise.all(this.#namespaces.map((namespace) => this.#published(namespace)));
     const after = await this.#inputs();
-    if (before.fingerprint !== after.fingerprint) return { moving: true, differences: [], netServices: 0, addresses: 0, compared: comparedOf([]) };
-    let expected = expectedEndpoints(before.netServices, before.pods, before.nodes, before.unserved);
-    if (staleNodes) expected = holdStaleNodes(expected, staleNodes);
-    const differences: string[] = [];
-    let addresses = 0;
-    for (const want of expected.values()) {
-      addresses += want.addresses.size;
-      const namespace = want.netService.metadata.namespace;
-      const objects = published[this.#namespaces.indexOf(namespace)];
-      if (!objects) continue;
-      differences.push(...compareNetService(want, objects).map((line) => `${want.key}: ${line}`));
+    if (before.fingerprint !== after.fingerprint) {
+      return stales.map(() => ({ moving: true, differences: [], netServices: 0, addresses: 0, compared: comparedOf([]) }));
     }
-    return { moving: false, differences, netServices: expected.size, addresses, compared: comparedOf(expected.values()) };
+    const now = expectedEndpoints(before.netServices, before.pods, before.nodes, before.unserved);
+    return stales.map((staleNodes) => {
+      const expected = staleNodes ? holdStaleNodes(now, staleNodes) : now;
+      const differences: string[] = [];
+      let addresses = 0;
+      for (const want of expected.values()) {
+        addresses += want.addresses.size;
+        const objects = published[this.#namespaces.indexOf(want.netService.metadata.namespace)];
+        if (!objects) continue;
+        differences.push(...compareNetService(want, objects).map((line) => `${want.key}: ${line}`));
+      }
+      return { moving: false, differences, netServices: expected.size, addresses, compared: comparedOf(expected.values()) };
+    });
   }
 
   /**
