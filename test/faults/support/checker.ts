@@ -213,6 +213,26 @@ export class Checker {
     return { exactChecks, moving, differences: [], afterSeconds: (Date.now() - start) / 1000 };
   }
 
+  /**
+   * Every object a NetService controls (Services, Endpoints, EndpointSlices)
+   * and every NetService (whose resourceVersion moves with its status), by
+   * kind and name, with its resourceVersion: equal twice means nobody wrote
+   * any of them in between.
+   */
+  async publishedVersions(): Promise<Map<string, string>> {
+    const versions = new Map<string, string>();
+    for (const namespace of this.#namespaces) {
+      const objects = await this.#published(namespace);
+      const uids = new Set([...objects.statuses.keys()]);
+      const controlled = (meta: Meta) => meta.ownerReferences?.some((ref) => ref.controller === true && uids.has(ref.uid)) ?? false;
+      for (const [kind, list] of [["Service", [...objects.services.values()]], ["Endpoints", [...objects.endpoints.values()]], ["EndpointSlice", objects.slices]] as const) {
+        for (const object of list) if (controlled(object.metadata)) versions.set(`${kind} ${namespace}/${object.metadata.name}`, object.metadata.resourceVersion ?? "");
+      }
+      for (const netService of objects.statuses.values()) versions.set(`NetService ${namespace}/${netService.metadata.name}`, netService.metadata.resourceVersion ?? "");
+    }
+    return versions;
+  }
+
   async #inputs(): Promise<{ pods: PodJson[]; netServices: NetServiceJson[]; nodes: Set<string>; unserved: Set<string>; fingerprint: string }> {
     const [nodeList, ...perNamespace] = await Promise.all([
       this.#list<{ metadata: Meta } & Parameters<typeof nodeUnserved>[0]>("/api/v1/nodes"),
