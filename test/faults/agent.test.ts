@@ -24,6 +24,8 @@ t.test("an agent killed with SIGKILL mid-churn: its node's endpoints stay as las
   await warmUp.start();
   await delay(4000);
   await warmUp.stop();
+  // Graceful deletions end within 3 s; then the killed node's pods stay as they are until the kill.
+  await delay(3500);
   await env.checker.waitForConvergence({ timeoutMs: 60_000 });
   const frozen = await env.checker.expected();
   // ... then churn on the other nodes, the agent killed in the middle of it, and its own pods churned after the kill.
@@ -161,9 +163,11 @@ t.test("no program crashed", async (t) => {
 
 /**
  * Checks every 250 ms until stop(): each look must match the truth with
- * `stale` held or the truth of now. A republish is several writes (Endpoints,
- * each slice, the status, whose counts are rewritten at most once a second),
- * so a look in between may match neither; only a mix that lasts 2 s fails.
+ * `stale` held (published not ready once the heartbeat timeout has passed,
+ * if the restart takes that long) or the truth of now. A republish is
+ * several writes (Endpoints, each slice, the status, whose counts are
+ * rewritten at most once a second), so a look in between may match neither;
+ * only a mix that lasts 2 s fails.
  */
 function watchTransition(stale: StaleNodes): { stop(): Promise<{ looks: number; held: number; exact: number; neither: string[] }> } {
   let stopped = false;
@@ -171,12 +175,13 @@ function watchTransition(stale: StaleNodes): { stop(): Promise<{ looks: number; 
   const counts = { looks: 0, held: 0, exact: 0, neither: [] as string[] };
   const loop = (async () => {
     while (!stopped && counts.neither.length === 0) {
-      const [asHeld, asNow] = await env.checker.checkAgainst([stale, undefined]);
-      if (asHeld && asNow && !asHeld.moving) {
+      const [asHeld, asUnserved, asNow] = await env.checker.checkAgainst([stale, { ...stale, notServing: true }, undefined]);
+      if (asHeld && asUnserved && asNow && !asHeld.moving) {
         counts.looks++;
-        if (asHeld.differences.length === 0) counts.held++;
+        const held = asHeld.differences.length === 0 || asUnserved.differences.length === 0;
+        if (held) counts.held++;
         else if (asNow.differences.length === 0) counts.exact++;
-        mixedSince = asHeld.differences.length > 0 && asNow.differences.length > 0 ? (mixedSince ?? Date.now()) : undefined;
+        mixedSince = !held && asNow.differences.length > 0 ? (mixedSince ?? Date.now()) : undefined;
         if (mixedSince !== undefined && Date.now() - mixedSince >= 2000) {
           counts.neither = [...asHeld.differences.map((d) => `held: ${d}`), ...asNow.differences.map((d) => `now: ${d}`)];
         }
