@@ -5,8 +5,8 @@
 import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import { eventually, expect } from "../helpers/eventually.ts";
-import type { EndpointsJson, SliceJson } from "./support/checker.ts";
-import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
+import type { EndpointsJson, SliceJson, StaleNodes } from "./support/checker.ts";
+import { assertCompared, assertHoldsExact, churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
@@ -18,25 +18,69 @@ await env.populateAndConverge(24);
 const agentOf = (node: string) => agents.get(node) as Program;
 const [killedNode = "", hungNode = "", goneNode = ""] = env.nodes;
 
-t.test("an agent killed with SIGKILL mid-churn and restarted converges exactly", async (t) => {
-  const churn = env.churn();
+t.test("an agent killed with SIGKILL mid-churn: its node's endpoints stay as last reported while it is down, then it republishes", async (t) => {
+  // Churn everywhere, then a moment of quiet in which what each agent last reported is known exactly ...
+  const warmUp = env.churn();
+  await warmUp.start();
+  await delay(4000);
+  await warmUp.stop();
+  // Graceful deletions end within 3 s; then the killed node's pods stay as they are until the kill.
+  await delay(3500);
+  await env.checker.waitForConvergence({ timeoutMs: 60_000 });
+  const frozen = await env.checker.expected();
+  // ... then churn on the other nodes, the agent killed in the middle of it, and its own pods churned after the kill.
+  let killed = false;
+  const churn = env.churn({ nodes: () => (killed ? env.nodes : env.nodes.filter((node) => node !== killedNode)) });
   await churn.start();
-  await delay(5000);
+  await delay(2000);
   await agentOf(killedNode).kill("SIGKILL");
-  await delay(15_000);
+  const killedAt = Date.now();
+  killed = true;
+  await delay(8000);
+  await churn.stop();
+  // Down for less than the heartbeat timeout (40 s): every other node exact, the killed node's pods as last reported.
+  const stale = { nodes: [killedNode], as: frozen };
+  const held = await env.checker.waitForConvergence({ staleNodes: stale, timeoutMs: 20_000 });
+  assertCompared(t, held.compared, "while the agent was down, the check");
+  const behind = staleAddresses(frozen, await env.checker.expected(), killedNode);
+  t.ok(behind > 0, `the killed node's pods changed while it was down (${behind} addresses differ from what it last reported)`);
+  const stillHeld = await env.checker.holdsExact({ seconds: Math.max(1, (killedAt + 15_000 - Date.now()) / 1000), staleNodes: stale });
+  t.ok(
+    stillHeld.differences.length === 0 && stillHeld.exactChecks >= 1,
+    stillHeld.differences.length > 0
+      ? `while the agent was down, not as last reported:\n  ${stillHeld.differences.slice(0, 20).join("\n  ")}`
+      : `held as last reported until the restart, ${seconds((Date.now() - killedAt) / 1000)} s after the kill (${stillHeld.exactChecks} exact checks)`,
+  );
+  // While it starts: what is published is either what it last reported or the truth of now, nothing in between.
   const restartedAt = Date.now();
+  const watching = watchTransition(stale);
   await agentOf(killedNode).start();
   const readyAfter = seconds((Date.now() - restartedAt) / 1000);
+  const republished = await env.checker.waitForConvergence({ since: restartedAt, timeoutMs: 120_000 });
+  const transition = await watching.stop();
+  t.ok(
+    transition.neither.length === 0 && transition.looks >= 3,
+    transition.neither.length > 0
+      ? `while the agent restarted, published neither as last reported nor as now for 2 s:\n  ${transition.neither.slice(0, 20).join("\n  ")}`
+      : `while the agent restarted: ${transition.looks} checks, each as last reported (${transition.held}) or exact (${transition.exact})`,
+  );
+  // And the restarted agent keeps up with churn.
+  const after = env.churn();
+  await after.start();
   await delay(5000);
-  await churn.stop();
+  await after.stop();
   const converged = await env.checker.waitForConvergence({ since: Date.now(), timeoutMs: 120_000 });
-  t.pass(`converged: ${converged.netServices} NetServices, ${converged.addresses} addresses`);
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
-    scenario: `agent of ${killedNode} SIGKILLed mid-churn, down 15 s, restarted`,
-    load: churn.describe(),
-    outcome: `its node's endpoints stayed as last reported while it was down; restarted agent ready in ${readyAfter} s and republished; exact convergence`,
+    scenario: `agent of ${killedNode} SIGKILLed mid-churn (its own pods quiet until the kill, churned after it), down 15 s, restarted`,
+    load: `${churn.describe()}; then ${after.describe()} after the restart`,
+    outcome:
+      `its node's endpoints stayed exactly as last reported while it was down (${behind} addresses behind its pods, checked for ` +
+      `${stillHeld.afterSeconds} s); restarted agent ready in ${readyAfter} s and republished in ${republished.seconds} s, every check ` +
+      `meanwhile either as last reported or exact (${transition.looks}); exact convergence after more churn`,
     convergeSeconds: converged.seconds,
-    from: "churn stopped (5 s after the restart)",
+    from: "churn stopped (5 s after the restarted agent republished)",
   });
 });
 
@@ -55,16 +99,21 @@ t.test("an agent that hangs while its node keeps running: its pods stay as last 
   const held = await env.checker.waitForConvergence({ staleNodes: stale, timeoutMs: 20_000 });
   t.ok(Date.now() - pausedAt < 40_000, "checked within the heartbeat timeout");
   t.pass("every other node's pods are exact; the hung node's pods are exactly as when it hung");
+  assertCompared(t, held.compared, "while the agent hung, the check");
   const now = await env.checker.expected();
   const behind = staleAddresses(frozen, now, hungNode);
   t.ok(behind > 0, `the hung node's published addresses differ from its pods' now (${behind} addresses)`);
   // Past it: the same addresses, published not serving.
   const unserved = await env.checker.waitForConvergence({ staleNodes: { ...stale, notServing: true }, since: pausedAt, timeoutMs: 60_000, intervalMs: 250 });
   t.pass(`the hung node's endpoints were published not ready ${unserved.seconds} s after it hung`);
+  const stillUnserved = await env.checker.holdsExact({ seconds: 3, staleNodes: { ...stale, notServing: true } });
+  t.same(stillUnserved.differences, [], `and stayed so, NodesHealthy False (${stillUnserved.exactChecks} exact checks in 3 s)`);
   const hungFor = seconds((Date.now() - pausedAt) / 1000);
   const resumedAt = Date.now();
   hung.resume();
   const converged = await env.checker.waitForConvergence({ since: resumedAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: `agent of ${hungNode} hung (SIGSTOP) for ${hungFor} s, node running`,
     load: churn.describe(),
@@ -93,6 +142,8 @@ t.test("an agent gone for good with its Node deleted: its endpoints disappear, t
   await delay(5000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   t.pass(`${goneNode}'s endpoints gone ${gone} s after the Node was deleted`);
   recordResult(t, {
     scenario: `agent of ${goneNode} killed for good and its Node deleted`,
@@ -109,6 +160,43 @@ t.test("no program crashed", async (t) => {
   }
   t.equal(aggregator.starts, 1, "the aggregator never restarted");
 });
+
+/**
+ * Checks every 250 ms until stop(): each look must match the truth with
+ * `stale` held (published not ready once the heartbeat timeout has passed,
+ * if the restart takes that long) or the truth of now. A republish is
+ * several writes (Endpoints, each slice, the status, whose counts are
+ * rewritten at most once a second), so a look in between may match neither;
+ * only a mix that lasts 2 s fails.
+ */
+function watchTransition(stale: StaleNodes): { stop(): Promise<{ looks: number; held: number; exact: number; neither: string[] }> } {
+  let stopped = false;
+  let mixedSince: number | undefined;
+  const counts = { looks: 0, held: 0, exact: 0, neither: [] as string[] };
+  const loop = (async () => {
+    while (!stopped && counts.neither.length === 0) {
+      const [asHeld, asUnserved, asNow] = await env.checker.checkAgainst([stale, { ...stale, notServing: true }, undefined]);
+      if (asHeld && asUnserved && asNow && !asHeld.moving) {
+        counts.looks++;
+        const held = asHeld.differences.length === 0 || asUnserved.differences.length === 0;
+        if (held) counts.held++;
+        else if (asNow.differences.length === 0) counts.exact++;
+        mixedSince = !held && asNow.differences.length > 0 ? (mixedSince ?? Date.now()) : undefined;
+        if (mixedSince !== undefined && Date.now() - mixedSince >= 2000) {
+          counts.neither = [...asHeld.differences.map((d) => `held: ${d}`), ...asNow.differences.map((d) => `now: ${d}`)];
+        }
+      }
+      await delay(250);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return counts;
+    },
+  };
+}
 
 /** Addresses of pods on `node` that are published differently from the truth now. */
 function staleAddresses(then: Awaited<ReturnType<typeof env.checker.expected>>, now: Awaited<ReturnType<typeof env.checker.expected>>, node: string): number {

@@ -8,7 +8,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { agentUser, aggregatorUser, byCode, podOf, requestsBy } from "./support/audit.ts";
-import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
+import { assertCompared, assertHoldsExact, churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
@@ -45,6 +45,8 @@ t.test("kube-apiserver killed and restarted on the same etcd: every watch recove
   await delay(12_000);
   await Promise.all([churn.stop(), churnOnNewNode.stop()]);
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   t.pass(`converged with ${converged.netServices} NetServices (one created after the restart) and a node added after it`);
   recordResult(t, {
     scenario: "kube-apiserver SIGKILLed and restarted on the same etcd",
@@ -84,6 +86,8 @@ t.test("429 from API Priority and Fairness for 40 s: backoff without a hot loop,
   await delay(5000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 180_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
 
   const events = env.audit.read();
   const faultSeconds = (faultEnd - faultStart) / 1000;

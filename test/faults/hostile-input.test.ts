@@ -7,7 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
-import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
+import { assertCompared, assertHoldsExact, churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
@@ -85,6 +85,8 @@ t.test("malformed and oversized annotations: no crash, exactly the valid address
   await delay(20_000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   // The checker's truth agrees with what is published; make sure it is not agreeing on nothing.
   const published = await publishedBy("hostile-core");
   for (const [pod, ip] of [["hostile-odd-addresses", "10.99.0.10"], ["hostile-odd-addresses", "fd00:99::7"], ["hostile-ten-thousand-entries", "10.99.1.3"], ["hostile-both-annotations", "10.99.0.20"]] as const) {
@@ -137,6 +139,8 @@ t.test("a pod with more addresses on the network than an endpoint may hold (100)
   t.ok(programs.every((p) => p.running), "no program crashed");
   await env.admin.http.request({ method: "DELETE", path: `/api/v1/namespaces/${churnNamespace}/pods/hostile-150-addresses`, body: { gracePeriodSeconds: 0 } });
   const recovered = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, recovered.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: "a pod with 150 addresses on the network (an endpoint may hold 100)",
     load: churn.describe(),
@@ -184,6 +188,8 @@ t.test(`${manyCount} NetServices selecting the same pod: the report splits into 
   }, { timeoutMs: 600_000, intervalMs: 2000 });
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   const deletedAt = Date.now();
   await env.admin.http.request({ method: "DELETE", path: `/api/v1/namespaces/${manyNamespace}` });
   const shrunk = await eventually(async () => {

@@ -15,7 +15,7 @@ import type { KubeObject } from "../../common/kube/object.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 import type { SliceJson } from "./support/checker.ts";
-import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
+import { assertCompared, assertHoldsExact, churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
 const env = await FaultEnvironment.start(t, {
@@ -54,11 +54,14 @@ t.test("a node powered off mid-churn: its endpoints not ready within a second of
   await churn.stop();
   const held = await env.checker.waitForConvergence({ timeoutMs: 60_000 });
   t.pass(`exact while the node is down: ${held.addresses} addresses, the dead node's not serving`);
+  assertCompared(t, held.compared, "while the node was down, the check");
 
   env.sim.kubelet.powerOn(victim);
   await agents.get(victim)!.start();
   const backAt = Date.now();
   const converged = await env.checker.waitForConvergence({ since: backAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: `${victim} powered off (Node heartbeats and agent stopped), node lifecycle controller running (grace 8 s)`,
     load: churn.describe(),
@@ -148,6 +151,8 @@ t.test("a node that lies mid-churn, with its agent's own token: another node's p
   await delay(3000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ since: resumedAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: `${liar}'s agent token writes a forged report: ${honest}'s pod ${victim.metadata.name} at 10.10.66.1, a pod that does not exist at 10.10.66.2, triggerTime 2099 (its own agent held meanwhile)`,
     load: churn.describe(),

@@ -8,7 +8,7 @@ import type { KubeObject } from "../../common/kube/object.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { aggregatorUser, appliesByUid, leadershipReport } from "./support/audit.ts";
 import type { EndpointsJson, ServiceJson, SliceJson } from "./support/checker.ts";
-import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
+import { assertCompared, assertHoldsExact, churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
 import { recordResult, seconds } from "./support/results.ts";
 
@@ -113,6 +113,8 @@ t.test("someone edits or deletes what a NetService owns: restored", async (t) =>
   }
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: "owned Services, Endpoints and EndpointSlices edited or deleted",
     load: churn.describe(),
@@ -147,6 +149,8 @@ t.test("a selector added by hand to the selectorless Service: removed, and what 
   t.same(await kubeSlicesOf("web-access"), [], "and none came back");
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: "a selector added by hand to the NetService's selectorless Service",
     load: churn.describe(),
@@ -217,6 +221,9 @@ t.test("a user's own objects with the names a NetService wants are never modifie
   }, { timeoutMs: 60_000 });
   await delay(30_000);
   await churn.stop();
+  const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   for (const [name, text] of Object.entries(conditions)) t.comment(`${name}: ${text}`);
 
   for (const before of created) {
@@ -245,8 +252,8 @@ t.test("a user's own objects with the names a NetService wants are never modifie
     scenario: "a user's own Service, template Service name, Endpoints and a look-alike EndpointSlice take a NetService's names",
     load: churn.describe(),
     outcome: `none modified or adopted (resourceVersions unchanged, no write in the audit log); status says ${Object.values(conditions).map((c) => c.split(":")[0]).join(" / ")}`,
-    convergeSeconds: undefined,
-    from: "-",
+    convergeSeconds: converged.seconds,
+    from: "churn stopped",
   });
 });
 

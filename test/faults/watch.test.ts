@@ -8,7 +8,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import t from "tap";
 import { eventually, expect } from "../helpers/eventually.ts";
-import { churnNamespace, FaultEnvironment } from "./support/environment.ts";
+import { assertCompared, assertHoldsExact, churnNamespace, FaultEnvironment } from "./support/environment.ts";
 import type { Program } from "./support/programs.ts";
 import type { ApiProxy } from "./support/proxy.ts";
 import { recordResult, seconds } from "./support/results.ts";
@@ -51,6 +51,8 @@ t.test("etcd compacted, the API server restarted: resumed watches get 410 Gone, 
   await delay(10_000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   const total = expired.reduce((sum, c) => sum + c.count, 0);
   t.pass(`${held} watches held, ${ended} ended; 410 Gone seen by every program (${total} watches)`);
   recordResult(t, {
@@ -75,6 +77,8 @@ t.test("503 for 40 s from the API server's address: backoff without a hot loop, 
   await delay(5000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ timeoutMs: 180_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   const faultSeconds = (faultEnd - faultStart) / 1000;
   const lines: string[] = [];
   for (const { program, proxy } of failing) {
@@ -114,6 +118,8 @@ t.test("watches that go silent without closing: the staleness guard notices and 
   await delay(5000);
   await churn.stop();
   const converged = await env.checker.waitForConvergence({ since: frozenAt, timeoutMs: 120_000 });
+  assertCompared(t, converged.compared, "after convergence");
+  await assertHoldsExact(t, env.checker);
   recordResult(t, {
     scenario: `watches of ${silenced.map((s) => s.program.name).join(" and ")} silent without closing (half-open)`,
     load: churn.describe(),

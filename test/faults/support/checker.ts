@@ -12,7 +12,19 @@
 // the check proves nothing either way and is repeated.
 import { setTimeout as delay } from "node:timers/promises";
 import type { KubeHttp } from "../../../common/kube/http.ts";
-import { addressKey, expectedEndpoints, nodeUnserved, type ExpectedAddress, type ExpectedNetService, type NetServiceJson, type PodJson } from "./truth.ts";
+import {
+  addressKey,
+  expectedEndpoints,
+  expectedServices,
+  expectedStatus,
+  nodeUnserved,
+  type ExpectedAddress,
+  type ExpectedNetService,
+  type ExpectedPort,
+  type Family,
+  type NetServiceJson,
+  type PodJson,
+} from "./truth.ts";
 
 const ourSliceManager = "netservice-aggregator.svcctl.metaswitch.com";
 const maxEndpointsAddresses = 1000;
@@ -28,20 +40,60 @@ type Meta = {
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
 };
-type Port = { name?: string; port: number; protocol?: string };
-type EndpointAddress = { ip: string; nodeName?: string; targetRef?: { name?: string; uid?: string } };
+type Port = { name?: string; port: number; protocol?: string; appProtocol?: string };
+type EndpointAddress = { ip: string; hostname?: string; nodeName?: string; targetRef?: { name?: string; uid?: string } };
 export type EndpointsJson = { metadata: Meta; subsets?: { addresses?: EndpointAddress[]; notReadyAddresses?: EndpointAddress[]; ports?: Port[] }[] };
 export type SliceJson = {
   metadata: Meta;
   addressType: string;
-  endpoints?: { addresses: string[]; conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean }; nodeName?: string; targetRef?: { name?: string; uid?: string } }[];
+  endpoints?: {
+    addresses: string[];
+    conditions?: { ready?: boolean; serving?: boolean; terminating?: boolean };
+    hostname?: string;
+    nodeName?: string;
+    targetRef?: { name?: string; uid?: string };
+  }[];
   ports?: Port[];
 };
-export type ServiceJson = { metadata: Meta; spec: { clusterIP?: string; selector?: Record<string, string>; ports?: Port[] } };
-type NetServiceWithStatus = NetServiceJson & { status?: { observedGeneration?: number; readyEndpoints?: number; notReadyEndpoints?: number } };
+export type ServiceJson = {
+  metadata: Meta;
+  spec: {
+    clusterIP?: string;
+    selector?: Record<string, string>;
+    ports?: Port[];
+    publishNotReadyAddresses?: boolean;
+    ipFamilyPolicy?: string;
+    ipFamilies?: string[];
+  };
+};
+type Condition = { type: string; status: string; reason?: string; observedGeneration?: number };
+type NetServiceWithStatus = NetServiceJson & {
+  status?: { observedGeneration?: number; readyEndpoints?: number; notReadyEndpoints?: number; nodesReporting?: number; conditions?: Condition[] };
+};
 
 /** What a check found: `moving` when the cluster changed while it looked. */
-export type CheckResult = { moving: boolean; differences: string[]; netServices: number; addresses: number };
+export type CheckResult = { moving: boolean; differences: string[]; netServices: number; addresses: number; compared: Compared };
+
+/**
+ * How much a check compared, so that a scenario can fail when it compared
+ * (nearly) nothing: a checker that agrees with an empty cluster proves
+ * nothing. Addresses by family, over all NetServices and per NetService.
+ */
+export type Compared = {
+  netServicesWithEndpoints: number;
+  addresses: Record<Family, number>;
+  /** Addresses that must carry a hostname (the pod's subdomain names the NetService). */
+  hostnames: number;
+  byNetService: Record<string, Record<Family, number>>;
+};
+
+/** The least a scenario must have compared; byNetService by namespace/name. */
+export type Minimum = {
+  netServicesWithEndpoints: number;
+  addresses: Record<Family, number>;
+  hostnames: number;
+  byNetService: Record<string, Partial<Record<Family, number>>>;
+};
 
 export type StaleNodes = {
   /** Nodes whose agent cannot report (hung): their pods are held to `as`, not to the truth of now. */
@@ -76,29 +128,42 @@ export class Checker {
 
   /** One check; see the file comment for what `moving` means. */
   async check(staleNodes?: StaleNodes): Promise<CheckResult> {
+    const [result] = await this.checkAgainst([staleNodes]);
+    return result as CheckResult;
+  }
+
+  /**
+   * One look at the cluster compared with several truths: the truth of now
+   * with each given set of stale nodes held (undefined: none). For a moment
+   * of transition, when either of two states is right and nothing else is.
+   */
+  async checkAgainst(stales: readonly (StaleNodes | undefined)[]): Promise<CheckResult[]> {
     const before = await this.#inputs();
     const published = await Promise.all(this.#namespaces.map((namespace) => this.#published(namespace)));
     const after = await this.#inputs();
-    if (before.fingerprint !== after.fingerprint) return { moving: true, differences: [], netServices: 0, addresses: 0 };
-    let expected = expectedEndpoints(before.netServices, before.pods, before.nodes, before.unserved);
-    if (staleNodes) expected = holdStaleNodes(expected, staleNodes);
-    const differences: string[] = [];
-    let addresses = 0;
-    for (const want of expected.values()) {
-      addresses += want.addresses.size;
-      const namespace = want.netService.metadata.namespace;
-      const objects = published[this.#namespaces.indexOf(namespace)];
-      if (!objects) continue;
-      differences.push(...compareNetService(want, objects).map((line) => `${want.key}: ${line}`));
+    if (before.fingerprint !== after.fingerprint) {
+      return stales.map(() => ({ moving: true, differences: [], netServices: 0, addresses: 0, compared: comparedOf([]) }));
     }
-    return { moving: false, differences, netServices: expected.size, addresses };
+    const now = expectedEndpoints(before.netServices, before.pods, before.nodes, before.unserved);
+    return stales.map((staleNodes) => {
+      const expected = staleNodes ? holdStaleNodes(now, staleNodes) : now;
+      const differences: string[] = [];
+      let addresses = 0;
+      for (const want of expected.values()) {
+        addresses += want.addresses.size;
+        const objects = published[this.#namespaces.indexOf(want.netService.metadata.namespace)];
+        if (!objects) continue;
+        differences.push(...compareNetService(want, objects).map((line) => `${want.key}: ${line}`));
+      }
+      return { moving: false, differences, netServices: expected.size, addresses, compared: comparedOf(expected.values()) };
+    });
   }
 
   /**
    * Polls until a check finds no difference; returns the seconds from
    * `since`. Throws after timeoutMs with the differences of the last check.
    */
-  async waitForConvergence(options: ConvergenceOptions = {}): Promise<{ seconds: number; checks: number; netServices: number; addresses: number }> {
+  async waitForConvergence(options: ConvergenceOptions = {}): Promise<{ seconds: number; checks: number; netServices: number; addresses: number; compared: Compared }> {
     const timeoutMs = options.timeoutMs ?? 120_000;
     const since = options.since ?? Date.now();
     const deadline = Date.now() + timeoutMs;
@@ -110,11 +175,11 @@ export class Checker {
         const result = await this.check(options.staleNodes);
         if (!result.moving) last = result;
         if (!result.moving && result.differences.length === 0) {
-          return { seconds: (Date.now() - since) / 1000, checks, netServices: result.netServices, addresses: result.addresses };
+          return { seconds: (Date.now() - since) / 1000, checks, netServices: result.netServices, addresses: result.addresses, compared: result.compared };
         }
       } catch (err) {
         // The API server may be down in the middle of a fault; that is not a difference.
-        last = { moving: false, differences: [`the check itself failed: ${(err as Error).message}`], netServices: 0, addresses: 0 };
+        last = { moving: false, differences: [`the check itself failed: ${(err as Error).message}`], netServices: 0, addresses: 0, compared: comparedOf([]) };
       }
       if (Date.now() > deadline) {
         const shown = last?.differences.slice(0, 40) ?? ["the cluster never held still long enough to check"];
@@ -126,6 +191,46 @@ export class Checker {
       }
       await delay(options.intervalMs ?? 500);
     }
+  }
+
+  /**
+   * After convergence: checks again and again for `seconds` and stops at the
+   * first check that finds a difference. Converging once proves little if
+   * the next write undoes it (a status overwritten, a repair that flaps).
+   * `exactChecks` counts the checks that found the cluster still and exact.
+   */
+  async holdsExact(options: { seconds: number; staleNodes?: StaleNodes; intervalMs?: number }): Promise<{ exactChecks: number; moving: number; differences: string[]; afterSeconds: number }> {
+    const start = Date.now();
+    let exactChecks = 0;
+    let moving = 0;
+    while (Date.now() - start < options.seconds * 1000) {
+      const result = await this.check(options.staleNodes);
+      if (result.moving) moving++;
+      else if (result.differences.length > 0) return { exactChecks, moving, differences: result.differences, afterSeconds: (Date.now() - start) / 1000 };
+      else exactChecks++;
+      await delay(options.intervalMs ?? 250);
+    }
+    return { exactChecks, moving, differences: [], afterSeconds: (Date.now() - start) / 1000 };
+  }
+
+  /**
+   * Every object a NetService controls (Services, Endpoints, EndpointSlices)
+   * and every NetService (whose resourceVersion moves with its status), by
+   * kind and name, with its resourceVersion: equal twice means nobody wrote
+   * any of them in between.
+   */
+  async publishedVersions(): Promise<Map<string, string>> {
+    const versions = new Map<string, string>();
+    for (const namespace of this.#namespaces) {
+      const objects = await this.#published(namespace);
+      const uids = new Set([...objects.statuses.keys()]);
+      const controlled = (meta: Meta) => meta.ownerReferences?.some((ref) => ref.controller === true && uids.has(ref.uid)) ?? false;
+      for (const [kind, list] of [["Service", [...objects.services.values()]], ["Endpoints", [...objects.endpoints.values()]], ["EndpointSlice", objects.slices]] as const) {
+        for (const object of list) if (controlled(object.metadata)) versions.set(`${kind} ${namespace}/${object.metadata.name}`, object.metadata.resourceVersion ?? "");
+      }
+      for (const netService of objects.statuses.values()) versions.set(`NetService ${namespace}/${netService.metadata.name}`, netService.metadata.resourceVersion ?? "");
+    }
+    return versions;
   }
 
   async #inputs(): Promise<{ pods: PodJson[]; netServices: NetServiceJson[]; nodes: Set<string>; unserved: Set<string>; fingerprint: string }> {
@@ -180,22 +285,25 @@ export function compareNetService(want: ExpectedNetService, published: Published
   const { netService } = want;
   const uid = netService.metadata.uid;
   const name = netService.metadata.name;
-  const ports = normalPorts(netService.spec.ports);
+  const services = expectedServices(netService);
+  const ports = normalPorts(services.ports);
   const out: string[] = [];
 
   const service = published.services.get(name);
   if (!service) out.push(`Service ${name} is missing`);
   else {
-    if (!ownedBy(service.metadata, uid)) out.push(`Service ${name} is not controlled by the NetService`);
-    if (service.spec.clusterIP !== "None") out.push(`Service ${name} is not headless (clusterIP ${service.spec.clusterIP})`);
+    out.push(...compareService(`Service ${name}`, service, uid, ports, services.publishNotReadyAddresses));
     if (Object.keys(service.spec.selector ?? {}).length > 0) out.push(`Service ${name} has a selector ${JSON.stringify(service.spec.selector)}`);
-    if (normalPorts(service.spec.ports) !== ports) out.push(`Service ${name} ports ${normalPorts(service.spec.ports)}, want ${ports}`);
+    const families = JSON.stringify([...(service.spec.ipFamilies ?? [])].sort());
+    if (service.spec.ipFamilyPolicy !== services.ipFamilyPolicy || families !== JSON.stringify(services.ipFamilies)) {
+      out.push(`Service ${name} ipFamilies ${service.spec.ipFamilyPolicy} ${families}, want ${services.ipFamilyPolicy} ${JSON.stringify(services.ipFamilies)}`);
+    }
   }
-  const templateName = netService.spec.templateServiceName ?? `${name}-template`;
+  const templateName = services.templateName;
   const template = published.services.get(templateName);
   if (!template) out.push(`template Service ${templateName} is missing`);
   else {
-    if (!ownedBy(template.metadata, uid)) out.push(`template Service ${templateName} is not controlled by the NetService`);
+    out.push(...compareService(`template Service ${templateName}`, template, uid, ports, services.publishNotReadyAddresses));
     if (JSON.stringify(sortedObject(template.spec.selector)) !== JSON.stringify(sortedObject(netService.spec.selector))) {
       out.push(`template Service ${templateName} selector ${JSON.stringify(template.spec.selector)}, want ${JSON.stringify(netService.spec.selector)}`);
     }
@@ -206,9 +314,35 @@ export function compareNetService(want: ExpectedNetService, published: Published
 
   const status = published.statuses.get(uid)?.status;
   const generation = netService.metadata.generation ?? 0;
+  const wantStatus = expectedStatus(want);
   if (status?.observedGeneration !== generation) out.push(`status.observedGeneration ${status?.observedGeneration}, want ${generation}`);
-  if ((status?.readyEndpoints ?? 0) !== want.readyPods || (status?.notReadyEndpoints ?? 0) !== want.notReadyPods) {
-    out.push(`status counts ${status?.readyEndpoints ?? 0} ready / ${status?.notReadyEndpoints ?? 0} not ready, want ${want.readyPods} / ${want.notReadyPods}`);
+  if ((status?.readyEndpoints ?? 0) !== wantStatus.readyEndpoints || (status?.notReadyEndpoints ?? 0) !== wantStatus.notReadyEndpoints) {
+    out.push(
+      `status counts ${status?.readyEndpoints ?? 0} ready / ${status?.notReadyEndpoints ?? 0} not ready, ` +
+        `want ${wantStatus.readyEndpoints} / ${wantStatus.notReadyEndpoints}`,
+    );
+  }
+  if (status?.nodesReporting !== wantStatus.nodesReporting) out.push(`status.nodesReporting ${status?.nodesReporting}, want ${wantStatus.nodesReporting}`);
+  for (const [type, wanted] of [["Ready", wantStatus.ready], ["NodesHealthy", wantStatus.nodesHealthy]] as const) {
+    const condition = status?.conditions?.find((c) => c.type === type);
+    if (condition?.status !== wanted.status || condition.reason !== wanted.reason || condition.observedGeneration !== generation) {
+      out.push(
+        `condition ${type} ${condition?.status}/${condition?.reason} (generation ${condition?.observedGeneration}), ` +
+          `want ${wanted.status}/${wanted.reason} (generation ${generation})`,
+      );
+    }
+  }
+  return out;
+}
+
+/** What both Services must be: controlled by the NetService, headless, its ports and publishNotReadyAddresses. */
+function compareService(label: string, service: ServiceJson, uid: string, ports: string, publishNotReady: boolean): string[] {
+  const out: string[] = [];
+  if (!ownedBy(service.metadata, uid)) out.push(`${label} is not controlled by the NetService`);
+  if (service.spec.clusterIP !== "None") out.push(`${label} is not headless (clusterIP ${service.spec.clusterIP})`);
+  if (normalPorts(service.spec.ports) !== ports) out.push(`${label} ports ${normalPorts(service.spec.ports)}, want ${ports}`);
+  if ((service.spec.publishNotReadyAddresses ?? false) !== publishNotReady) {
+    out.push(`${label} publishNotReadyAddresses ${service.spec.publishNotReadyAddresses}, want ${publishNotReady}`);
   }
   return out;
 }
@@ -281,7 +415,10 @@ function compareSlices(want: ExpectedNetService, all: readonly SliceJson[], port
     }
   }
   const ours = all.filter((slice) => labelledOurs(slice) || slice.metadata.ownerReferences?.some((ref) => ref.uid === uid));
-  const got = new Map<string, { ip: string; slice: string; conditions: { ready?: boolean; serving?: boolean; terminating?: boolean }; nodeName?: string; targetRef?: { name?: string; uid?: string } }>();
+  const got = new Map<
+    string,
+    { ip: string; slice: string; conditions: { ready?: boolean; serving?: boolean; terminating?: boolean }; hostname?: string; nodeName?: string; targetRef?: { name?: string; uid?: string } }
+  >();
   for (const slice of ours) {
     const label = `EndpointSlice ${slice.metadata.name}`;
     if (!ownedBy(slice.metadata, uid)) {
@@ -321,6 +458,7 @@ function compareSlices(want: ExpectedNetService, all: readonly SliceJson[], port
     }
     if (entry.targetRef?.name !== expected.pod) out.push(`EndpointSlice ${entry.slice}: ${expected.ip} names pod ${entry.targetRef?.name}, want ${expected.pod}`);
     if (entry.nodeName !== expected.node) out.push(`EndpointSlice ${entry.slice}: ${expected.ip} on node ${entry.nodeName}, want ${expected.node}`);
+    if (entry.hostname !== expected.hostname) out.push(`EndpointSlice ${entry.slice}: ${expected.ip} (${expected.pod}) hostname ${entry.hostname}, want ${expected.hostname}`);
   }
   for (const [key, entry] of got) {
     if (!want.addresses.has(key)) out.push(`EndpointSlice ${entry.slice}: unexpected ${entry.ip} (${entry.targetRef?.name} on ${entry.nodeName})`);
@@ -333,6 +471,7 @@ function addressMismatch(where: string, expected: ExpectedAddress, ready: boolea
   if (ready !== expected.ready) out.push(`${where}: ${expected.ip} (${expected.pod}) is ${ready ? "ready" : "not ready"}, want ${expected.ready ? "ready" : "not ready"}`);
   if (address.targetRef?.name !== expected.pod) out.push(`${where}: ${expected.ip} names pod ${address.targetRef?.name}, want ${expected.pod}`);
   if (address.nodeName !== expected.node) out.push(`${where}: ${expected.ip} on node ${address.nodeName}, want ${expected.node}`);
+  if (address.hostname !== expected.hostname) out.push(`${where}: ${expected.ip} (${expected.pod}) hostname ${address.hostname}, want ${expected.hostname}`);
   return out;
 }
 
@@ -346,7 +485,7 @@ function holdStaleNodes(now: Map<string, ExpectedNetService>, stale: StaleNodes)
     const publishNotReady = current.netService.spec.publishNotReadyAddresses ?? false;
     for (const [id, address] of stale.as.get(key)?.addresses ?? []) {
       if (!nodes.has(address.node)) continue;
-      addresses.set(id, stale.notServing ? { ...address, serving: false, ready: publishNotReady } : address);
+      addresses.set(id, stale.notServing ? { ...address, serving: false, nodeServes: false, ready: publishNotReady } : address);
     }
     const pods = new Map([...addresses.values()].map((a) => [a.podUid, a.ready]));
     const readyPods = [...pods.values()].filter(Boolean).length;
@@ -359,9 +498,53 @@ function ownedBy(metadata: Meta, uid: string): boolean {
   return metadata.ownerReferences?.some((ref) => ref.uid === uid && ref.controller === true) ?? false;
 }
 
-function normalPorts(ports: readonly Port[] | undefined): string {
+function normalPorts(ports: readonly (Port | ExpectedPort)[] | undefined): string {
   return JSON.stringify(
-    (ports ?? []).map((p) => `${p.name ?? ""}:${p.port}/${p.protocol ?? "TCP"}`).sort(),
+    (ports ?? []).map((p) => `${p.name ?? ""}:${p.port}/${p.protocol ?? "TCP"}${p.appProtocol ? ` appProtocol=${p.appProtocol}` : ""}`).sort(),
+  );
+}
+
+/** How much the truth held: what a check compared the cluster against. */
+export function comparedOf(expected: Iterable<ExpectedNetService>): Compared {
+  const compared: Compared = { netServicesWithEndpoints: 0, addresses: { IPv4: 0, IPv6: 0 }, hostnames: 0, byNetService: {} };
+  for (const want of expected) {
+    const families = { IPv4: 0, IPv6: 0 };
+    for (const address of want.addresses.values()) {
+      families[address.family]++;
+      if (address.hostname) compared.hostnames++;
+    }
+    compared.byNetService[want.key] = families;
+    compared.addresses.IPv4 += families.IPv4;
+    compared.addresses.IPv6 += families.IPv6;
+    if (want.addresses.size > 0) compared.netServicesWithEndpoints++;
+  }
+  return compared;
+}
+
+/** Each way `compared` falls short of `minimum`, as "what: got, want at least n". */
+export function shortfalls(compared: Compared, minimum: Minimum): string[] {
+  const out: string[] = [];
+  const atLeast = (what: string, got: number, want: number) => {
+    if (got < want) out.push(`${what}: ${got}, want at least ${want}`);
+  };
+  atLeast("NetServices with endpoints", compared.netServicesWithEndpoints, minimum.netServicesWithEndpoints);
+  atLeast("IPv4 addresses", compared.addresses.IPv4, minimum.addresses.IPv4);
+  atLeast("IPv6 addresses", compared.addresses.IPv6, minimum.addresses.IPv6);
+  atLeast("addresses with a hostname", compared.hostnames, minimum.hostnames);
+  for (const [key, families] of Object.entries(minimum.byNetService)) {
+    for (const [family, want] of Object.entries(families) as [Family, number][]) {
+      atLeast(`${key} ${family} addresses`, compared.byNetService[key]?.[family] ?? 0, want);
+    }
+  }
+  return out;
+}
+
+/** One line: "3 NetServices with endpoints; IPv4 40, IPv6 25; 6 hostnames; churn/core-all 20+15, ..." */
+export function describeCompared(compared: Compared): string {
+  const per = Object.entries(compared.byNetService).map(([key, f]) => `${key} ${f.IPv4} IPv4 + ${f.IPv6} IPv6`);
+  return (
+    `${compared.netServicesWithEndpoints} NetServices with endpoints; ${compared.addresses.IPv4} IPv4 and ${compared.addresses.IPv6} IPv6 addresses; ` +
+    `${compared.hostnames} with a hostname; ${per.join(", ")}`
   );
 }
 

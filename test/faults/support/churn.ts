@@ -46,12 +46,13 @@ export type ChurnStats = {
 };
 
 type ListedPod = {
-  metadata: { name: string; deletionTimestamp?: string };
+  metadata: { name: string; deletionTimestamp?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
   spec?: { nodeName?: string };
   status?: { conditions?: { type: string; status: string }[] };
 };
 
-type ChurnPod = { name: string; node: string; ready: boolean; createdAt: number; variant: number };
+/** `kind` is the tier and the networks asked for: what decides which NetServices publish the pod. */
+type ChurnPod = { name: string; node: string; ready: boolean; createdAt: number; kind: string };
 
 /** What the churned pods ask Multus for: two networks, one, the same one twice, the other one. */
 const networkRequests = [
@@ -68,6 +69,20 @@ const networkRequests = [
 ];
 
 export const churnLabel = { app: "churn" };
+
+/**
+ * Hostname and subdomain by creation number, so that the checker compares
+ * hostnames (published only where the subdomain names the NetService, as
+ * upstream): a hostname under each churned NetService's name, a subdomain
+ * without a hostname, a hostname under a name no NetService has, and none.
+ */
+const namings: ((name: string, tier: string) => { hostname?: string; subdomain?: string })[] = [
+  () => ({}),
+  (name) => ({ hostname: `h-${name}`, subdomain: "core-all" }),
+  (name, tier) => ({ hostname: `h-${name}`, subdomain: tier === "web" ? "web-access" : "db-core-v6" }),
+  () => ({ subdomain: "core-all" }),
+  (name) => ({ hostname: `h-${name}`, subdomain: "elsewhere" }),
+];
 
 export class Churn {
   readonly #options: Required<Omit<ChurnOptions, "http" | "sim" | "nodes" | "namespace">> & Pick<ChurnOptions, "http" | "sim" | "nodes" | "namespace">;
@@ -137,7 +152,8 @@ export class Churn {
     for (const pod of list.items) {
       if (pod.metadata.deletionTimestamp || this.#pods.has(pod.metadata.name) || !pod.spec?.nodeName) continue;
       const ready = pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-      this.#pods.set(pod.metadata.name, { name: pod.metadata.name, node: pod.spec.nodeName, ready, createdAt: 0, variant: -1 });
+      const kind = `${pod.metadata.labels?.tier}/${pod.metadata.annotations?.["k8s.v1.cni.cncf.io/networks"]}`;
+      this.#pods.set(pod.metadata.name, { name: pod.metadata.name, node: pod.spec.nodeName, ready, createdAt: 0, kind });
     }
     this.#startedAt = Date.now();
     this.#timer = setInterval(() => this.#tick(), 1000 / this.#options.opsPerSecond);
@@ -199,7 +215,9 @@ export class Churn {
     }
     const pod = this.#pick(settled);
     if (!pod) return;
-    if (candidates.length > this.#options.maxPods || roll < 0.45) {
+    // The last pod of its kind is kept (flipped instead), so that every NetService keeps endpoints to compare.
+    const lastOfItsKind = candidates.every((other) => other === pod || other.kind !== pod.kind);
+    if ((candidates.length > this.#options.maxPods || roll < 0.45) && !lastOfItsKind) {
       this.#pods.delete(pod.name);
       await this.#options.http.request({
         method: "DELETE",
@@ -221,6 +239,7 @@ export class Churn {
     const variant = Math.floor(this.#random() * networkRequests.length);
     const name = `churn-${this.#options.seed}-${++this.#sequence}`;
     const tier = this.#random() < 0.5 ? "web" : "db";
+    const naming = namings[this.#sequence % namings.length]?.(name, tier) ?? {};
     await this.#options.http.request({
       method: "POST",
       path: `/api/v1/namespaces/${this.#options.namespace}/pods`,
@@ -233,13 +252,14 @@ export class Churn {
           annotations: { "k8s.v1.cni.cncf.io/networks": networkRequests[variant] },
         },
         spec: {
+          ...naming,
           nodeName: node,
           terminationGracePeriodSeconds: 2,
           containers: [{ name: "app", image: "registry.k8s.io/pause:3.10" }],
         },
       },
     });
-    this.#pods.set(name, { name, node, ready: true, createdAt: Date.now(), variant });
+    this.#pods.set(name, { name, node, ready: true, createdAt: Date.now(), kind: `${tier}/${networkRequests[variant]}` });
     return name;
   }
 

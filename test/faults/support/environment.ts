@@ -29,7 +29,7 @@ import { SimulatedCluster } from "../../../hack/sim/cluster.ts";
 import { runTeardown } from "../../../hack/teardown.ts";
 import { boundedTeardown } from "../../helpers/teardown.ts";
 import { AuditLog, auditPolicy } from "./audit.ts";
-import { Checker } from "./checker.ts";
+import { Checker, describeCompared, shortfalls, type Compared, type Minimum } from "./checker.ts";
 import { Churn, type ChurnOptions } from "./churn.ts";
 import { Programs, type Program } from "./programs.ts";
 import { ApiProxy } from "./proxy.ts";
@@ -39,7 +39,7 @@ export const churnNamespace = "churn";
 /** Three NetServices over the churned pods: every option of the spec is in play somewhere. */
 export const churnNetServices = [
   { name: "core-all", spec: { netAttachDef: "core", selector: { app: "churn" } } },
-  { name: "web-access", spec: { netAttachDef: "networks/access", selector: { app: "churn", tier: "web" }, ports: [{ name: "http", port: 80 }] } },
+  { name: "web-access", spec: { netAttachDef: "networks/access", selector: { app: "churn", tier: "web" }, ports: [{ name: "http", port: 80, appProtocol: "http" }] } },
   {
     name: "db-core-v6",
     spec: {
@@ -52,6 +52,41 @@ export const churnNetServices = [
     },
   },
 ];
+
+/**
+ * The least a check over the churned pods must have compared for a scenario
+ * to pass: every churned NetService with addresses of each family it
+ * publishes (the core network is dual-stack, access IPv4 only, db-core-v6
+ * IPv6 only), and hostnames. The churn keeps the last pod of each kind, so
+ * this holds whatever the seed. A typical check compares 12 to 36 pods.
+ */
+export const churnMinimum: Minimum = {
+  netServicesWithEndpoints: churnNetServices.length,
+  addresses: { IPv4: 8, IPv6: 8 },
+  hostnames: 1,
+  byNetService: {
+    [`${churnNamespace}/core-all`]: { IPv4: 4, IPv6: 4 },
+    [`${churnNamespace}/web-access`]: { IPv4: 1 },
+    [`${churnNamespace}/db-core-v6`]: { IPv6: 1 },
+  },
+};
+
+/** Fails the test when a check compared less than `minimum`, naming every count. */
+export function assertCompared(t: Test, compared: Compared, what: string, minimum: Minimum = churnMinimum): void {
+  const short = shortfalls(compared, minimum);
+  t.ok(short.length === 0, `${what} compared ${describeCompared(compared)}${short.length > 0 ? `; too little: ${short.join("; ")}` : ""}`);
+}
+
+/** Fails the test unless the cluster stays exact for `seconds` after convergence (checked every 250 ms). */
+export async function assertHoldsExact(t: Test, checker: Checker, seconds = 5): Promise<void> {
+  const held = await checker.holdsExact({ seconds });
+  t.ok(
+    held.differences.length === 0 && held.exactChecks >= 3,
+    held.differences.length > 0
+      ? `not exact ${held.afterSeconds} s after convergence:\n  ${held.differences.slice(0, 20).join("\n  ")}`
+      : `stayed exact for ${seconds} s after convergence (${held.exactChecks} exact checks, ${held.moving} while it moved)`,
+  );
+}
 
 export type FaultEnvironmentOptions = {
   nodes?: number;

@@ -18,7 +18,7 @@ export type PodJson = {
     deletionTimestamp?: string;
     resourceVersion?: string;
   };
-  spec?: { nodeName?: string };
+  spec?: { nodeName?: string; hostname?: string; subdomain?: string };
   status?: { phase?: string; conditions?: { type: string; status: string }[] };
 };
 
@@ -45,6 +45,10 @@ export type ExpectedAddress = {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+  /** False while the pod's node does not serve (DESIGN.md §2 Liveness): the NetService is then not NodesHealthy. */
+  nodeServes: boolean;
+  /** As upstream: the pod's spec.hostname, only when its spec.subdomain names this NetService. */
+  hostname?: string;
 };
 
 /**
@@ -91,18 +95,89 @@ export function expectedEndpoints(
       if (!attachments.has(pod)) attachments.set(pod, networkStatusOf(pod));
       const ips = podAddresses(pod, attachments.get(pod), netService);
       if (ips.length === 0) continue;
-      const serving = !unservedNodes.has(node) && (pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
+      const nodeServes = !unservedNodes.has(node);
+      const serving = nodeServes && (pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false);
       const terminating = pod.metadata.deletionTimestamp !== undefined;
       const ready = (netService.spec.publishNotReadyAddresses ?? false) || (serving && !terminating);
       if (ready) expected.readyPods++;
       else expected.notReadyPods++;
+      const hostname = pod.spec?.hostname && pod.spec.subdomain === netService.metadata.name ? { hostname: pod.spec.hostname } : {};
       for (const { ip, family } of ips) {
-        expected.addresses.set(addressKey(ip, pod.metadata.uid), { ip, family, pod: pod.metadata.name, podUid: pod.metadata.uid, node, ready, serving, terminating });
+        expected.addresses.set(addressKey(ip, pod.metadata.uid), { ip, family, pod: pod.metadata.name, podUid: pod.metadata.uid, node, ready, serving, terminating, nodeServes, ...hostname });
       }
     }
     result.set(key, expected);
   }
   return result;
+}
+
+/** What a NetService's status must say, from what it must publish (docs/api.md, status and Conditions). */
+export type ExpectedStatus = {
+  readyEndpoints: number;
+  notReadyEndpoints: number;
+  nodesReporting: number;
+  ready: { status: "True" | "False"; reason: string };
+  nodesHealthy: { status: "True" | "False"; reason: string };
+};
+
+/**
+ * An endpoint is a pod with at least one address (counted once however many
+ * it has); the nodes reporting are those with some endpoint; Ready is True,
+ * EndpointsPublished, when there is an endpoint and NoMatchingPods when there
+ * is none (no other problem arises in the scenarios); NodesHealthy is False
+ * while some node with endpoints does not serve.
+ */
+export function expectedStatus(want: Pick<ExpectedNetService, "addresses">): ExpectedStatus {
+  const pods = new Map<string, boolean>();
+  const nodes = new Set<string>();
+  let unhealthy = false;
+  for (const address of want.addresses.values()) {
+    pods.set(address.podUid, address.ready);
+    nodes.add(address.node);
+    if (!address.nodeServes) unhealthy = true;
+  }
+  const readyEndpoints = [...pods.values()].filter(Boolean).length;
+  return {
+    readyEndpoints,
+    notReadyEndpoints: pods.size - readyEndpoints,
+    nodesReporting: nodes.size,
+    ready: pods.size > 0 ? { status: "True", reason: "EndpointsPublished" } : { status: "False", reason: "NoMatchingPods" },
+    nodesHealthy: unhealthy ? { status: "False", reason: "NodesUnhealthy" } : { status: "True", reason: "AllNodesHealthy" },
+  };
+}
+
+/** A port as both Services, the Endpoints and the EndpointSlices must carry it: protocol defaults to TCP. */
+export type ExpectedPort = { name: string; port: number; protocol: string; appProtocol?: string };
+
+/** What both Services of a NetService must say (docs/api.md, What a NetService makes; DESIGN.md §5). */
+export type ExpectedServices = {
+  ports: ExpectedPort[];
+  templateName: string;
+  publishNotReadyAddresses: boolean;
+  /**
+   * The named Service's families: those of spec.ipFamilies (SingleStack for
+   * one, RequireDualStack for two); omitted, every family, which the API
+   * server's default for a selectorless headless Service already is
+   * (RequireDualStack, IPv4 and IPv6).
+   */
+  ipFamilyPolicy: "SingleStack" | "RequireDualStack";
+  ipFamilies: Family[];
+};
+
+export function expectedServices(netService: NetServiceJson): ExpectedServices {
+  const families = [...new Set(netService.spec.ipFamilies?.length ? netService.spec.ipFamilies : (["IPv4", "IPv6"] as const))].sort();
+  return {
+    ports: (netService.spec.ports ?? []).map((p) => ({
+      name: p.name ?? "",
+      port: p.port,
+      protocol: p.protocol ?? "TCP",
+      ...(p.appProtocol ? { appProtocol: p.appProtocol } : {}),
+    })),
+    templateName: netService.spec.templateServiceName ?? `${netService.metadata.name}-template`,
+    publishNotReadyAddresses: netService.spec.publishNotReadyAddresses ?? false,
+    ipFamilyPolicy: families.length > 1 ? "RequireDualStack" : "SingleStack",
+    ipFamilies: families,
+  };
 }
 
 /** A Node whose endpoints are published not serving: Ready is False or Unknown, or it is tainted unreachable. */
