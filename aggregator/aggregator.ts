@@ -39,17 +39,19 @@ import {
 import { serviceRepairPatch } from "../common/desired-services.ts";
 import { Applier } from "../common/kube/apply.ts";
 import type { KubeClients } from "../common/kube/client.ts";
+import { EventRecorder, type EventType, type Regarding } from "../common/kube/events.ts";
 import { realClock, type Clock, type Timer } from "../common/kube/clock.ts";
 import { isConflict, type KubeHttp } from "../common/kube/http.ts";
 import { Informer } from "../common/kube/informer.ts";
 import { LeaderElector } from "../common/kube/leader.ts";
 import { objectKey, type KubeObject } from "../common/kube/object.ts";
 import { resourcePath } from "../common/kube/resources.ts";
+import { metaTime } from "../common/kube/time.ts";
 import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type MergedNetService, type NodeLookup, type NodeProblem, type NodeReport } from "../common/merge.ts";
 import { isNamespaceTerminating, isRefusal, LeadershipLostError } from "./errors.ts";
-import { EventLimiter, EventRecorder, nodesTransitionEvent, readyTransitionEvent } from "./events.ts";
+import { EventLimiter, nodesTransitionEvent, readyTransitionEvent } from "./events.ts";
 import { NodeLiveness, slimHeartbeat, slimNode, type HeartbeatView, type NodeView } from "./node-liveness.ts";
 import { ReportVerifier, type RejectedEndpoint } from "./pod-placement.ts";
 import { countsOnly, Pacer } from "./pacing.ts";
@@ -241,14 +243,11 @@ export class Aggregator {
     this.onReconciled = options.onReconciled;
     this.expectations = new Expectations({ ttlMs: options.staleCacheTimeoutMs ?? 60_000 });
     this.eventLimiter = new EventLimiter({ windowMs: options.eventWindowMs ?? 5 * 60_000 });
-    this.events = new EventRecorder({
-      http: clients.http,
+    this.events = new EventRecorder(this.applier, {
       controller: `${apiVersion.split("/")[0]}/netservice-aggregator`,
       instance: options.identity,
+      action: "Reconcile",
       clock: this.clock,
-      logger: this.log,
-      limiter: this.eventLimiter,
-      onCreated: () => this.countWrite("Event", "create"),
     });
 
     const common = { http: clients.http, clock: this.clock, logger: this.log, ...options.informer };
@@ -456,7 +455,7 @@ export class Aggregator {
     if (forged.length > 0) {
       log.warn({ forged: forged.slice(0, 10) }, "dropped endpoints that a node reported for pods running on another node");
       const { namespace, name, uid } = netService.metadata;
-      await this.events.record({ apiVersion, kind: netServiceKind, namespace, name, uid }, "Warning", "ForgedEndpoints", describeForged(forged), term.signal);
+      await this.recordEvent({ apiVersion, kind: netServiceKind, namespace, name, uid }, "Warning", "ForgedEndpoints", describeForged(forged), term.signal);
     }
     return trusted;
   }
@@ -687,15 +686,7 @@ export class Aggregator {
     const name = desired.metadata?.name ?? "";
     let created: KubeObject;
     try {
-      created = await this.write(term, kind, "create", () =>
-        this.http.request<KubeObject>({
-          method: "POST",
-          path: ownedPath(kind, namespace),
-          query: { fieldManager: aggregatorFieldManager },
-          body: creationSkeleton(kind, desired),
-          signal: term.signal,
-        }),
-      );
+      created = await this.write(term, kind, "create", () => this.applier.create(creationSkeleton(kind, desired), { signal: term.signal }));
     } catch (err) {
       if (!isConflict(err)) throw err;
       const live = await this.http.request<KubeObject>({ method: "GET", path: ownedPath(kind, namespace, name), signal: term.signal });
@@ -731,16 +722,7 @@ export class Aggregator {
     const repair = kind === "Service" && !fresh ? serviceRepairPatch(desired as V1Service, existing as V1Service) : undefined;
     if (repair) {
       // What someone changed by hand in our selector or ports, which the apply alone cannot undo.
-      await this.write(term, kind, "patch", () =>
-        this.http.request<KubeObject>({
-          method: "PATCH",
-          path: ownedPath(kind, netService.metadata.namespace, desired.metadata?.name),
-          query: { fieldManager: aggregatorFieldManager },
-          contentType: "application/merge-patch+json",
-          body: repair,
-          signal: term.signal,
-        }),
-      );
+      await this.write(term, kind, "patch", () => this.applier.mergePatch(desired, repair, { signal: term.signal }));
     }
     const body = { ...desired, metadata: { ...desired.metadata, uid: existing.metadata?.uid } };
     const stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
@@ -810,7 +792,7 @@ export class Aggregator {
       type: readyConditionType,
       status: "False",
       observedGeneration: generation,
-      lastTransitionTime: before?.status === "False" ? before.lastTransitionTime : formatTime(this.clock.now()),
+      lastTransitionTime: before?.status === "False" ? before.lastTransitionTime : metaTime(this.clock.now()),
       reason: invalidSpecReason,
       message:
         `the NetService does not parse (${issues.slice(0, 5).join("; ")}), so its objects are left as they are; ` +
@@ -854,7 +836,18 @@ export class Aggregator {
     ];
     for (const event of events) {
       if (!event) continue;
-      await this.events.record({ apiVersion, kind: netServiceKind, namespace, name, uid }, event.type, event.reason, event.note, term.signal);
+      await this.recordEvent({ apiVersion, kind: netServiceKind, namespace, name, uid }, event.type, event.reason, event.note, term.signal);
+    }
+  }
+
+  /** Creates the event unless the limiter holds it back; failures are logged, never thrown. */
+  private async recordEvent(regarding: Regarding, type: EventType, reason: string, note: string, signal: AbortSignal): Promise<void> {
+    if (!this.eventLimiter.allow(`${regarding.namespace}/${regarding.name}`, reason, this.clock.now())) return;
+    try {
+      await this.events.record({ regarding, type, reason, note }, signal);
+      this.countWrite("Event", "create");
+    } catch (err) {
+      this.log.warn({ err, reason }, "could not create an event");
     }
   }
 
@@ -908,9 +901,4 @@ function countProblems(nodes: { problem: NodeProblem }[]): { problem: NodeProble
 
 function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-// metav1.Time is RFC 3339 with second precision.
-function formatTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
