@@ -1,7 +1,6 @@
 import t from "tap";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { annotations, labels, sliceManagedBy } from "../../common/api.ts";
-import { isControlledBy } from "../../common/desired.ts";
 import { desiredEndpoints, endpointsNeedsWrite } from "../../common/desired-endpoints.ts";
 import { desiredServices, serviceNeedsWrite } from "../../common/desired-services.ts";
 import { desiredEndpointSlices, sliceNeedsWrite } from "../../common/desired-slices.ts";
@@ -89,8 +88,6 @@ t.test("desired Services: a headless template with the selector and a selectorle
     },
     spec: { clusterIP: "None", publishNotReadyAddresses: false, ports: expectedPorts },
   });
-  t.ok(isControlledBy(headless.metadata, corens));
-  t.notOk(isControlledBy(headless.metadata, netService({ name: "corens", uid: "another-incarnation" })));
 });
 
 t.test("Services without ports, with a template name and publishNotReadyAddresses", async (t) => {
