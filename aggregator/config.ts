@@ -3,7 +3,8 @@
 // and crash at once, never later.
 import { parseArgs } from "node:util";
 import { defaultSystemNamespace } from "../common/api.ts";
-import { ConfigError, integerOption, isDnsSubdomain, isDnsLabel } from "../common/program.ts";
+import { isDnsLabel, isDnsSubdomain } from "../common/kube/names.ts";
+import { ConfigError, integerOption } from "../common/program.ts";
 
 export { ConfigError };
 import { defaultLeaseName } from "./aggregator.ts";

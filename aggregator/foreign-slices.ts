@@ -64,6 +64,15 @@ export class SweepSchedule {
     return entry.repairedAt + offset - now;
   }
 
+  /** The delay until the next sweep after the last one ran, or undefined when none is scheduled (or one is due now). */
+  untilNext(key: string, now: number): number | undefined {
+    const entry = this.pending.get(key);
+    const offset = entry ? this.offsetsMs[entry.next] : undefined;
+    if (entry === undefined || offset === undefined) return undefined;
+    const delay = entry.repairedAt + offset - now;
+    return delay > 0 ? delay : undefined;
+  }
+
   forget(key: string): void {
     this.pending.delete(key);
   }

@@ -1,15 +1,15 @@
 // NetService + merged view + the objects that exist -> what to create,
 // update and delete, and what to tell the user. Pure: the reconciler feeds it
 // cached state and carries the actions out.
-import type { V1EndpointSlice, V1Endpoints, V1ObjectMeta, V1Service } from "@kubernetes/client-node";
-import { apiVersion, netServiceConditionReasons, netServiceKind, type NetService } from "../common/api.ts";
-import { isControlledBy } from "../common/desired.ts";
+import type { V1EndpointSlice, V1Endpoints, V1Service } from "@kubernetes/client-node";
+import { netServiceConditionReasons, type NetService } from "../common/api.ts";
 import { desiredEndpoints, endpointsNeedsWrite } from "../common/desired-endpoints.ts";
 import { desiredServices, serviceNeedsWrite } from "../common/desired-services.ts";
 import { desiredEndpointSlices, sliceNeedsWrite } from "../common/desired-slices.ts";
 import type { StatusProblem } from "../common/desired-status.ts";
-import { controllerOf, type KubeObject } from "../common/kube/object.ts";
+import type { KubeObject } from "../common/kube/object.ts";
 import type { MergedNetService } from "../common/merge.ts";
+import { controls, decideObject } from "./ownership.ts";
 
 export type OwnedKind = "Service" | "Endpoints" | "EndpointSlice";
 
@@ -35,37 +35,6 @@ export type Plan = {
   /** False when the Service named like the NetService is someone else's: no endpoint is published then. */
   publishing: boolean;
 };
-
-/** What to do about one desired object, given what holds its name now. */
-export type ObjectDecision =
-  | { decision: "create" }
-  | { decision: "update" }
-  | { decision: "unchanged" }
-  /** Left over from a deleted NetService of the same name (another uid): delete it now, create ours next pass. */
-  | { decision: "replacePredecessor"; predecessorUid: string }
-  /** Someone else's: never touched. */
-  | { decision: "taken"; holder?: string };
-
-export function decideObject(
-  netService: NetService,
-  existing: KubeObject | undefined,
-  needsWrite: () => boolean,
-): ObjectDecision {
-  if (!existing) return { decision: "create" };
-  if (controls(netService, existing)) {
-    return needsWrite() ? { decision: "update" } : { decision: "unchanged" };
-  }
-  const controller = controllerOf(existing);
-  if (
-    controller?.kind === netServiceKind &&
-    controller.apiVersion === apiVersion &&
-    controller.name === netService.metadata.name &&
-    controller.uid !== netService.metadata.uid
-  ) {
-    return { decision: "replacePredecessor", predecessorUid: controller.uid };
-  }
-  return controller ? { decision: "taken", holder: `${controller.kind} ${controller.name}` } : { decision: "taken" };
-}
 
 /**
  * The plan for one NetService. Never adopts, changes or deletes an object the
@@ -148,11 +117,6 @@ function takenProblem(
       "; the endpoints that belong in it are not published. Delete or rename that EndpointSlice",
   };
   return { reason: netServiceConditionReasons.serviceNameTaken, message: `${head}${fix[role]}` };
-}
-
-/** Whether this incarnation of the NetService (same uid) is the object's controller. */
-export function controls(netService: NetService, object: KubeObject): boolean {
-  return isControlledBy(object.metadata as V1ObjectMeta | undefined, netService);
 }
 
 // Cached objects are the API server's JSON, which the generated types describe.

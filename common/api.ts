@@ -1,6 +1,7 @@
 // The API shared by the node agent and the aggregator: names, labels and the
 // two custom resources, parsed once at the edge through zod.
 import { z } from "zod";
+import { dnsLabelPattern } from "./kube/names.ts";
 
 export const group = "svcctl.metaswitch.com";
 export const version = "v1alpha1";
@@ -43,8 +44,6 @@ export const annotations = {
   overCapacity: "endpoints.kubernetes.io/over-capacity",
 } as const;
 
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 export const servicePortSchema = z.object({
   name: z.string().optional(),
   port: z.number().int().min(1).max(65535),
@@ -62,7 +61,7 @@ export const netServiceSpecSchema = z.object({
   ports: z.array(servicePortSchema).default([]),
   ipFamilies: z.array(ipFamilySchema).optional(),
   publishNotReadyAddresses: z.boolean().default(false),
-  templateServiceName: z.string().regex(dnsLabel).max(63).optional(),
+  templateServiceName: z.string().regex(dnsLabelPattern).max(63).optional(),
 });
 
 export const netServiceSchema = z.object({

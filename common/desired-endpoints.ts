@@ -5,6 +5,7 @@ import { annotations, labels, type NetService } from "./api.ts";
 import { compareAddresses } from "./addresses.ts";
 import { comparablePorts, metadataNeedsWrite, ownedMetadata, portsOf } from "./desired.ts";
 import { jsonEqual } from "./json-equal.ts";
+import { compareText } from "./order.ts";
 import type { MergedEndpoint, MergedNetService } from "./merge.ts";
 
 /** The Endpoints controller's limit; consumers of this API assume it. */
@@ -107,8 +108,4 @@ function comparableAddresses(addresses: readonly V1EndpointAddress[] | undefined
       uid: address.targetRef.uid,
     },
   }));
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

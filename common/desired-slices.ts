@@ -4,16 +4,13 @@ import { annotations, labels, sliceManagedBy, type IpFamily, type NetService } f
 import { addressFamily, compareAddresses } from "./addresses.ts";
 import { comparablePorts, metadataNeedsWrite, ownedMetadata, portsOf } from "./desired.ts";
 import { jsonEqual } from "./json-equal.ts";
+import { compareText } from "./order.ts";
 import type { MergedEndpoint, MergedNetService } from "./merge.ts";
 
 /** The EndpointSlice controller's default; consumers size their caches for it. */
 export const maxEndpointsPerSlice = 100;
 
-export type DesiredSlices = {
-  slices: V1EndpointSlice[];
-  /** Every slice name in `slices`: owned slices with other names are obsolete. */
-  names: string[];
-};
+export type DesiredSlices = { slices: V1EndpointSlice[] };
 
 /**
  * EndpointSlices carrying every address of the merged view: one address
@@ -49,7 +46,7 @@ export function desiredEndpointSlices(
       slices.push(slice(netService, family, index, members, triggerTime));
     }
   }
-  return { slices, names: slices.map((each) => each.metadata?.name ?? "") };
+  return { slices };
 }
 
 /** Name of the `index`th slice of a family; deterministic, unlike upstream's generateName. */
@@ -212,8 +209,4 @@ function comparableEndpoints(endpoints: readonly V1Endpoint[] | undefined): obje
     zone: endpoint.zone || undefined,
     hostname: endpoint.hostname || undefined,
   }));
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,6 +1,7 @@
 // merged view + problems -> the NetService's status.
 import { netServiceConditionReasons, type NetService } from "./api.ts";
 import { jsonEqual } from "./json-equal.ts";
+import { metaTime } from "./kube/time.ts";
 import type { MergedNetService, NodeProblem } from "./merge.ts";
 
 /** metav1.Condition as it travels in JSON. */
@@ -60,7 +61,7 @@ export function desiredStatus(
   const generation = merged.oldestGeneration ?? netService.metadata.generation;
   const condition = (type: string, { status, reason, message }: Pick<Condition, "status" | "reason" | "message">): Condition => {
     const previous = previousConditions?.find((each) => each.type === type);
-    const lastTransitionTime = previous && previous.status === status ? previous.lastTransitionTime : formatTime(now);
+    const lastTransitionTime = previous && previous.status === status ? previous.lastTransitionTime : metaTime(now.getTime());
     return { type, status, observedGeneration: generation, lastTransitionTime, reason, message };
   };
   return {
@@ -164,9 +165,4 @@ function formatSelector(selector: Readonly<Record<string, string>>): string {
     .map(([key, value]) => `${key}=${value}`)
     .sort();
   return terms.length > 0 ? terms.join(",") : "an empty selector (which selects nothing)";
-}
-
-// metav1.Time is RFC 3339 with second precision.
-function formatTime(now: Date): string {
-  return now.toISOString().replace(/\.\d{3}Z$/, "Z");
 }

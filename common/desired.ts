@@ -35,17 +35,6 @@ export function ownerReference(netService: NetService): V1OwnerReference {
   };
 }
 
-/** Whether this incarnation of the NetService (same uid) is the object's controller. */
-export function isControlledBy(metadata: V1ObjectMeta | undefined, netService: NetService): boolean {
-  return (metadata?.ownerReferences ?? []).some(
-    (reference) =>
-      reference.controller === true &&
-      reference.uid === netService.metadata.uid &&
-      reference.kind === netServiceKind &&
-      reference.apiVersion === apiVersion,
-  );
-}
-
 /**
  * Whether the metadata we own differs: our labels, our controller reference,
  * and the presence and value of the annotations in `ownedAnnotations`

@@ -2,6 +2,7 @@
 // object of that NetService is built from.
 import type { NetService, ReportSpec } from "./api.ts";
 import { canonicalAddress, compareAddresses } from "./addresses.ts";
+import { compareText } from "./order.ts";
 import { endpointReady } from "./readiness.ts";
 
 /**
@@ -193,8 +194,4 @@ function publishableAddresses(
     if (canonical && (!families || families.has(canonical.family))) addresses.add(canonical.address);
   }
   return [...addresses].sort(compareAddresses);
-}
-
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

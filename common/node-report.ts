@@ -3,6 +3,7 @@ import type { V1Pod } from "@kubernetes/client-node";
 import type { NetService, ReportEndpoint, ReportNetService, ReportPod, ReportSpec } from "./api.ts";
 import { endpointsFromPodNetworks, podNetworks, type PodNetworks } from "./endpoints-for-pod.ts";
 import { jsonEqual } from "./json-equal.ts";
+import { compareText } from "./order.ts";
 import { podReadiness } from "./readiness.ts";
 
 /**
@@ -61,7 +62,9 @@ export function reportsEqual(a: ReportSpec, b: ReportSpec): boolean {
 }
 
 /**
- * Size of the report as the API server stores it (JSON, UTF-8).
+ * Budget for one report's spec (JSON, UTF-8): etcd refuses requests above
+ * 1.5 MiB, and the object also carries metadata and managedFields, so keep a
+ * third spare.
  *
  * How the spec stays bounded: a pod is listed once however many NetServices
  * select it (at most ~450 bytes with maximal names, ~150 typically, and a node
@@ -72,16 +75,8 @@ export function reportsEqual(a: ReportSpec, b: ReportSpec): boolean {
  * NetServices selecting the node's pods, so a node with thousands of
  * NetServices selecting all its pods exceeds one object; the agent then splits
  * the entries over several reports by whole NetService entries, each carrying
- * the pods its entries refer to, and checks each part with this function
- * against maxReportBytes.
- */
-export function estimateReportBytes(spec: ReportSpec): number {
-  return Buffer.byteLength(JSON.stringify(spec), "utf8");
-}
-
-/**
- * Budget for one report's spec: etcd refuses requests above 1.5 MiB, and the
- * object also carries metadata and managedFields, so keep a third spare.
+ * the pods its entries refer to, and checks each part against this budget
+ * (report-parts.ts).
  */
 export const maxReportBytes = 1_000_000;
 
@@ -135,9 +130,4 @@ function compareNetServices(a: NetService, b: NetService): number {
   const { namespace: nsA, name: nameA, uid: uidA } = a.metadata;
   const { namespace: nsB, name: nameB, uid: uidB } = b.metadata;
   return compareText(nsA, nsB) || compareText(nameA, nameB) || compareText(uidA, uidB);
-}
-
-// Code-unit order, independent of the locale the process runs in.
-function compareText(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -35,14 +35,6 @@ export function integerOption(flag: string, text: string | undefined, fallback: 
   return value;
 }
 
-export function isDnsSubdomain(name: string): boolean {
-  return name.length <= 253 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name);
-}
-
-export function isDnsLabel(name: string): boolean {
-  return name.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name);
-}
-
 export type Controller = {
   readonly ready: boolean;
   /** For /healthz: a reason when the process is alive but stuck, so the kubelet restarts it. */

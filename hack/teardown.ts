@@ -11,6 +11,7 @@
 //   ], { report: (line) => t.comment(line) });
 //   // throws a TeardownError naming every step that failed or overran, after all of them ran
 import { type Clock, realClock } from "../common/kube/clock.ts";
+import { describe } from "../common/program.ts";
 
 export type TeardownStep = {
   /** What the messages call the step: "DNS", "agents", "pod sandboxes", "control plane". */
@@ -97,10 +98,6 @@ function safeWaitingFor(step: TeardownStep): string[] {
   } catch (error) {
     return [`(could not tell: ${describe(error)})`];
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function memory(): string {

@@ -46,6 +46,7 @@ import { legacyReportName, maxReportParts, partWriteOrder, reportPartIndex, repo
 import { createLogger, reconcileLogger, type Logger } from "../common/log.ts";
 import { Applier } from "../common/kube/apply.ts";
 import { Backoff } from "../common/kube/backoff.ts";
+import { EventRecorder, type EventSink } from "../common/kube/events.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { type Clock, realClock, type Timer } from "../common/kube/clock.ts";
 import { isNotFound, type KubeHttp } from "../common/kube/http.ts";
@@ -54,7 +55,6 @@ import { type KubeObject, objectKey, stripManagedFields } from "../common/kube/o
 import { resourcePath } from "../common/kube/resources.ts";
 import { WorkQueue } from "../common/kube/workqueue.ts";
 import { ReportBatch } from "./batch.ts";
-import { type EventRecorder, KubeEventRecorder } from "./events.ts";
 import { podChangeMatters, slimPod } from "./pod-cache.ts";
 import { annotationProblem, type AnnotationProblem, podWarning, type PodWarning } from "./pod-warnings.ts";
 import { formatTriggerTime, nodeNameLabel, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
@@ -87,7 +87,7 @@ export interface NodeAgentOptions {
   /** Delete the report on stop() when stop() does not say. Default false: a restart must not blank the node's endpoints. */
   deleteReportOnStop?: boolean;
   /** Where warnings about pods go; default Events (events.k8s.io/v1) through the agent's client. */
-  eventRecorder?: EventRecorder;
+  eventRecorder?: EventSink;
   /** Delays between failed recomputes. Default 1 s doubling to 60 s, with jitter. */
   retry?: { initialMs?: number; maxMs?: number };
   /** Re-read the stored report this often (jittered) and restore it if it differs; 0 disables. Default 5 min. */
@@ -135,6 +135,12 @@ export interface NodeAgentStats {
 
 const reportKey = "report";
 
+/** Who reports the agent's Events: the component, as events.k8s.io/v1 wants it (a qualified name). */
+const agentReportingController = "svcctl.metaswitch.com/netservice-agent";
+
+/** What the agent was doing when it found the problem. */
+const agentEventAction = "PublishEndpoints";
+
 export class NodeAgent {
   readonly nodeName: string;
   readonly systemNamespace: string;
@@ -148,7 +154,7 @@ export class NodeAgent {
   readonly #ownNetServices: Informer | undefined;
   readonly #queue: WorkQueue;
   readonly #batch: ReportBatch;
-  readonly #recorder: EventRecorder;
+  readonly #recorder: EventSink;
   readonly #limiter: WarningLimiter;
   readonly #deleteReportOnStop: boolean;
   readonly #verifyPeriodMs: number;
@@ -216,7 +222,12 @@ export class NodeAgent {
     });
     this.#recorder =
       options.eventRecorder ??
-      new KubeEventRecorder(clients.http, { reportingInstance: `netservice-agent-${nodeName}`, clock: this.#clock });
+      new EventRecorder(this.#applier, {
+        controller: agentReportingController,
+        instance: `netservice-agent-${nodeName}`,
+        action: agentEventAction,
+        clock: this.#clock,
+      });
     this.#limiter = new WarningLimiter({ ...options.warnings, now: this.#clock.now() });
     this.#deleteReportOnStop = options.deleteReportOnStop ?? false;
     this.#verifyPeriodMs = options.verifyPeriodMs ?? 300_000;
@@ -595,7 +606,10 @@ export class NodeAgent {
   #record(warning: PodWarning, log: Logger): void {
     this.#stats.warningsRecorded++;
     const write = this.#recorder
-      .podWarning(warning, this.#abort.signal)
+      .record(
+        { regarding: { apiVersion: "v1", kind: "Pod", ...warning.pod }, type: "Warning", reason: warning.reason, note: warning.message },
+        this.#abort.signal,
+      )
       .catch((err: unknown) => {
         this.#limiter.forget(warning);
         if (!this.#abort.signal.aborted) log.warn({ err, pod: warning.pod }, "could not record a warning Event");

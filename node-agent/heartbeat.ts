@@ -9,6 +9,7 @@
 //   heartbeatLease(nodeName, namespace, nodeUid, now, durationSeconds)   the object to apply
 import { labels } from "../common/api.ts";
 import type { KubeObject } from "../common/kube/object.ts";
+import { microTime } from "../common/kube/time.ts";
 import { nodeNameLabel } from "./report-object.ts";
 
 /** Default renew interval; the aggregator's default timeout (40 s) allows three missed renewals. */
@@ -41,9 +42,4 @@ export function heartbeatLease(nodeName: string, namespace: string, nodeUid: str
  */
 export function nodeOwnerReference(nodeName: string, nodeUid: string): { apiVersion: string; kind: string; name: string; uid: string } {
   return { apiVersion: "v1", kind: "Node", name: nodeName, uid: nodeUid };
-}
-
-/** metav1.MicroTime: RFC 3339 with six fractional digits. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/Z$/, "000Z");
 }

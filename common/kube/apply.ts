@@ -6,6 +6,8 @@
 //   new Applier(http, {fieldManager, force = true})
 //     apply<T>(obj, {fieldManager?, force?, dryRun?, signal?}): Promise<T>        the object as the server stored it
 //     applyStatus<T>(obj, options?): Promise<T>                                   the status subresource
+//     create<T>(obj, {signal?}): Promise<T>                                       POST: fails with 409 if the name is taken
+//     mergePatch<T>(obj, patch, {signal?}): Promise<T>                            a JSON merge patch of obj (by name)
 //     delete(obj, {uid?, resourceVersion?, propagationPolicy?, signal?}): Promise<"deleted" | "notFound" | "replaced">
 //     deleteIfOwned(obj, ownerUid, options?): Promise<"deleted" | "notFound" | "notOwned">
 //
@@ -21,6 +23,7 @@ import { controllerOf, type KubeObject } from "./object.ts";
 import { ResourceResolver } from "./resources.ts";
 
 const applyPatchContentType = "application/apply-patch+yaml";
+const mergePatchContentType = "application/merge-patch+json";
 
 export interface ApplierOptions {
   fieldManager: string;
@@ -70,6 +73,38 @@ export class Applier {
 
   applyStatus<T extends KubeObject = KubeObject>(obj: KubeObject, options: ApplyOptions = {}): Promise<T> {
     return this.patch<T>(obj, "status", options);
+  }
+
+  /**
+   * Creates obj, which fails with a 409 KubeApiError if its name is taken:
+   * unlike an apply, a create can never land on someone else's object.
+   */
+  async create<T extends KubeObject = KubeObject>(obj: KubeObject, options: { signal?: AbortSignal } = {}): Promise<T> {
+    const path = await this.resolver.collectionPathOf(obj);
+    return this.http.request<T>({
+      method: "POST",
+      path,
+      query: { fieldManager: this.fieldManager },
+      body: obj,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /** A JSON merge patch of the object named by obj (its apiVersion, kind, namespace and name). */
+  async mergePatch<T extends KubeObject = KubeObject>(
+    obj: KubeObject,
+    patch: object,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const path = await this.resolver.pathOf(obj);
+    return this.http.request<T>({
+      method: "PATCH",
+      path,
+      query: { fieldManager: this.fieldManager },
+      contentType: mergePatchContentType,
+      body: patch,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
   }
 
   async delete(obj: KubeObject, options: DeleteOptions = {}): Promise<DeleteOutcome> {

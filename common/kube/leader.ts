@@ -28,6 +28,7 @@ import type { Logger } from "../log.ts";
 import { type Clock, realClock, sleep } from "./clock.ts";
 import { isConflict, isNotFound, type KubeHttp } from "./http.ts";
 import { resourcePath } from "./resources.ts";
+import { microTime } from "./time.ts";
 
 export interface LeaseRecord {
   /** "" when nobody holds the lease (released). */
@@ -222,11 +223,6 @@ function leaseSpec(record: LeaseRecord): LeaseObject["spec"] {
     acquireTime: record.acquireTime === undefined ? undefined : microTime(record.acquireTime),
     renewTime: record.renewTime === undefined ? undefined : microTime(record.renewTime),
   };
-}
-
-/** metav1.MicroTime: RFC 3339 with exactly six fractional digits, which the API server insists on. */
-function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/Z$/, "000Z");
 }
 
 function parseTime(text: string | undefined): number | undefined {

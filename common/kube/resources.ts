@@ -5,6 +5,7 @@
 //   new ResourceResolver(http)
 //     resolve(apiVersion, kind): Promise<{plural, namespaced}>   discovery is cached per apiVersion
 //     pathOf(obj, subresource?): Promise<string>                  path of an object from its apiVersion/kind/metadata
+//     collectionPathOf(obj): Promise<string>                      path of the collection an object is created in
 //
 //   resourcePath({ apiVersion: "v1", plural: "pods", namespace: "default" }) // "/api/v1/namespaces/default/pods"
 //   await new ResourceResolver(clients.http).pathOf(slice)                   // ".../endpointslices/corens-abc12"
@@ -82,15 +83,22 @@ export class ResourceResolver {
   }
 
   async pathOf(obj: KubeObject, subresource?: string): Promise<string> {
-    const { apiVersion, kind } = obj;
     const name = obj.metadata?.name;
-    if (!apiVersion || !kind || !name) {
-      throw new Error(`object needs apiVersion, kind and metadata.name, got ${apiVersion}/${kind} "${name}"`);
-    }
+    if (!name) throw new Error(`object needs apiVersion, kind and metadata.name, got ${obj.apiVersion}/${obj.kind} "${name}"`);
+    return resourcePath({ ...(await this.collectionOf(obj)), name, subresource });
+  }
+
+  async collectionPathOf(obj: KubeObject): Promise<string> {
+    return resourcePath(await this.collectionOf(obj));
+  }
+
+  private async collectionOf(obj: KubeObject): Promise<ResourceRef> {
+    const { apiVersion, kind } = obj;
+    if (!apiVersion || !kind) throw new Error(`object needs apiVersion, kind and metadata.name, got ${apiVersion}/${kind} "${obj.metadata?.name}"`);
     const info = await this.resolve(apiVersion, kind);
     const namespace = obj.metadata?.namespace;
-    if (info.namespaced && !namespace) throw new Error(`${kind} ${name} needs metadata.namespace`);
-    return resourcePath({ apiVersion, plural: info.plural, namespace: info.namespaced ? namespace : undefined, name, subresource });
+    if (info.namespaced && !namespace) throw new Error(`${kind} ${obj.metadata?.name} needs metadata.namespace`);
+    return { apiVersion, plural: info.plural, namespace: info.namespaced ? namespace : undefined };
   }
 
   private async discover(apiVersion: string): Promise<Map<string, ResourceInfo>> {

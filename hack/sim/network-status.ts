@@ -4,6 +4,7 @@
 // under test must not be checked against itself.
 import { createHash } from "node:crypto";
 import { z } from "zod";
+import { dnsLabelPattern } from "../../common/kube/names.ts";
 import { canonicalIp } from "./ip.ts";
 import type { AllocatedAddress } from "./ipam.ts";
 
@@ -171,8 +172,6 @@ function parseJsonForm(text: string): NetworkSelection[] {
   });
 }
 
-const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-
 function parseCommaItem(item: string): NetworkSelection {
   const slash = item.split("/");
   if (slash.length > 2) throw new NetworksRequestError(`invalid network object ${JSON.stringify(item)} (failed at '/')`);
@@ -181,7 +180,7 @@ function parseCommaItem(item: string): NetworkSelection {
   if (at.length > 2) throw new NetworksRequestError(`invalid network object ${JSON.stringify(item)} (failed at '@')`);
   const name = (at[0] ?? "").trim();
   for (const part of [namespace, name]) {
-    if (part !== "" && !dnsLabel.test(part)) throw new NetworksRequestError(`${JSON.stringify(part)} in ${JSON.stringify(item)} is not a DNS-1123 label`);
+    if (part !== "" && !dnsLabelPattern.test(part)) throw new NetworksRequestError(`${JSON.stringify(part)} in ${JSON.stringify(item)} is not a DNS-1123 label`);
   }
   const selection: NetworkSelection = { namespace, name };
   const ifname = at.length === 2 ? (at[1] ?? "").trim() : "";

@@ -6,7 +6,8 @@ import { desiredServices } from "../../common/desired-services.ts";
 import { desiredEndpointSlices } from "../../common/desired-slices.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import type { MergedEndpoint, MergedNetService } from "../../common/merge.ts";
-import { decideObject, planNetService, type Action, type Observed, type OwnedKind } from "../../aggregator/plan.ts";
+import { decideObject } from "../../aggregator/ownership.ts";
+import { planNetService, type Action, type Observed, type OwnedKind } from "../../aggregator/plan.ts";
 import { creationSkeleton } from "../../aggregator/skeleton.ts";
 import { netService } from "./objects.ts";
 
