@@ -1,6 +1,6 @@
 // The command line of npm run test:mutation (hack/mutation/main.ts).
 //
-//   parseMutationArgs(["--preset", "ci"]) -> { preset: "ci", sample: 6, seed: undefined, files: undefined, help: false }
+//   parseMutationArgs(["--preset", "ci"]) -> { preset: "ci", sample: 6, seed: undefined, files: undefined, incremental: false, help: false }
 import { parseArgs } from "node:util";
 
 /** Files in the ci preset's sample: about a quarter of the pure code. */
@@ -13,6 +13,10 @@ export const usage = `npm run test:mutation -- [options]
   --sample N       a sample of N files instead
   --seed TEXT      choose the sample by TEXT instead of the commit (the same TEXT, the same files)
   --files A,B      exactly these files (paths as in hack/mutation/scope.ts)
+  --incremental    reuse the last run's results where neither the mutated code
+                   nor the test files that covered it changed (kept in
+                   reports/mutation/incremental.json; helpers such as
+                   test/unit/objects.ts are not compared: drop it after changing one)
 
 The HTML report goes to reports/mutation/index.html. Exits 1 when fewer than
 80% of the mutants are killed. See docs/testing.md.
@@ -26,6 +30,7 @@ export type MutationArgs = {
   sample: number | undefined;
   seed: string | undefined;
   files: string[] | undefined;
+  incremental: boolean;
   help: boolean;
 };
 
@@ -40,6 +45,7 @@ export function parseMutationArgs(argv: string[]): MutationArgs {
         sample: { type: "string" },
         seed: { type: "string" },
         files: { type: "string" },
+        incremental: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -54,5 +60,5 @@ export function parseMutationArgs(argv: string[]): MutationArgs {
     if (!(sample >= 1)) throw new MutationArgsError(`--sample must be a whole number of files, at least 1, got "${values.sample}"`);
   }
   const files = values.files?.split(",").filter((file) => file !== "");
-  return { preset, sample, seed: values.seed, files, help: values.help };
+  return { preset, sample, seed: values.seed, files, incremental: values.incremental, help: values.help };
 }

@@ -1,4 +1,4 @@
-// npm run test:mutation -- [--preset full|ci] [--sample N] [--seed TEXT] [--files a.ts,b.ts]
+// npm run test:mutation -- [--preset full|ci] [--sample N] [--seed TEXT] [--files a.ts,b.ts] [--incremental]
 //
 // Mutation testing of the pure code (hack/mutation/scope.ts) against the unit
 // tests that cover it: Stryker changes one operator, condition or constant at
@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
 
   await shareFixturesWithSandboxes();
   const started = performance.now();
-  const results = await new Stryker(strykerOptions(mutate)).runMutationTest();
+  const results = await new Stryker(strykerOptions(mutate, args.incremental)).runMutationTest();
   const seconds = (performance.now() - started) / 1000;
 
   const counts = new Map<string, number>();
@@ -82,9 +82,11 @@ function commit(): string {
   }
 }
 
-function strykerOptions(mutate: string[]): StrykerOptions {
+function strykerOptions(mutate: string[], incremental: boolean): StrykerOptions {
   return {
     mutate,
+    incremental,
+    incrementalFile: "reports/mutation/incremental.json",
     testRunner: "tap",
     plugins: ["@stryker-mutator/tap-runner"],
     tap: { testFiles: unitTestsOfPureFiles },
