@@ -117,3 +117,39 @@ t.test("memory per pod is bounded", async (t) => {
   t.ok(limiter.admit(warning("a", "1"), 0), "the oldest value was forgotten");
   t.notOk(limiter.admit(warning("a", "3"), 0), "recent ones are remembered");
 });
+
+t.test("by default 20 warnings at once, then 10 a minute", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  const uids = Array.from({ length: 21 }, (_, i) => `p${i}`);
+  t.equal(uids.filter((uid) => limiter.admit(warning(uid, "x"), 0)).length, 20);
+  t.notOk(limiter.admit(warning("late", "x"), 5_999), "no token before 6 s");
+  t.ok(limiter.admit(warning("late", "x"), 6_000), "one token every 6 s");
+});
+
+t.test("forgetting a failed Event forgets that value only, and a pod never seen is no error", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  limiter.admit(warning("a", "x"), 0);
+  limiter.admit(warning("a", "y"), 0);
+  limiter.forget(warning("a", "x"));
+  t.notOk(limiter.admit(warning("a", "y"), 1), "y was recorded and stays so");
+  t.ok(limiter.admit(warning("a", "x"), 1), "x can be recorded again");
+  limiter.forget(warning("never-seen", "x"));
+  t.ok(limiter.admit(warning("never-seen", "x"), 2));
+});
+
+t.test("up to five NetServices are named, more are counted", async (t) => {
+  const p = broken("not json");
+  const named = (count: number) => Array.from({ length: count }, (_, i) => netService({ name: `s${i}` }));
+  t.match(podWarning(p, annotationProblem(p)!, named(5))?.message, /the pod is left out of NetServices s0, s1, s2, s3, s4 until/);
+  t.match(podWarning(p, annotationProblem(p)!, named(6))?.message, /the pod is left out of NetServices s0, s1, s2, s3, s4 and 1 more until/);
+});
+
+t.test("a message longer than an Event note allows is cut to fit, and says so", async (t) => {
+  const p = broken("not json");
+  const long = Array.from({ length: 5 }, (_, i) => netService({ name: `${"n".repeat(240)}-${i}` }));
+  const message = podWarning(p, annotationProblem(p)!, long)?.message ?? "";
+  t.equal(message.length, maxWarningMessageLength);
+  t.ok(message.endsWith("..."), message.slice(-20));
+  const short = podWarning(p, annotationProblem(p)!, [corens])?.message ?? "";
+  t.notOk(short.endsWith("..."), "a message that fits is whole");
+});
