@@ -165,3 +165,12 @@ t.test("a pod with no annotations, spec or status slims to what it has, its kind
   const bare: KubeObject = { apiVersion: "v1", kind: "Pod", metadata: { namespace: "default", name: "a", uid: "u" } };
   t.same(slimPod(bare), { apiVersion: "v1", kind: "Pod", metadata: { namespace: "default", name: "a", uid: "u" }, spec: {}, status: {} });
 });
+
+t.test("a stored report owned by something other than a Node has no node owner: it is written again", async (t) => {
+  const podOwned = storedReport(
+    { metadata: { uid: "x", labels: { [labels.nodeName]: "node-1" }, ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: "p", uid: "pod-uid" }] }, spec },
+    "node-1",
+  );
+  t.equal(podOwned.nodeUid, undefined);
+  t.ok(reportNeedsWrite(spec, podOwned, "node-uid"));
+});

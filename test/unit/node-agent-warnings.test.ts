@@ -153,3 +153,32 @@ t.test("a message longer than an Event note allows is cut to fit, and says so", 
   const short = podWarning(p, annotationProblem(p)!, [corens])?.message ?? "";
   t.notOk(short.endsWith("..."), "a message that fits is whole");
 });
+
+t.test("a pod without any annotation has no problem", async (t) => {
+  t.equal(annotationProblem({ metadata: { namespace: "default", name: "a", uid: "u" } }), undefined);
+});
+
+t.test("the crowded network is the one with the most addresses, wherever it is listed", async (t) => {
+  const ips = Array.from({ length: 120 }, (_, i) => `10.0.${Math.floor(i / 100)}.${(i % 100) + 1}`);
+  const crowded = pod({ networkStatus: [attachment("default/access", ["10.1.0.1"]), attachment("default/core", ips)] });
+  t.match(annotationProblem(crowded)?.error, /lists 120 addresses on network default\/core/);
+});
+
+t.test("a malformed networks request's warning says how to fix it", async (t) => {
+  const p = pod({ networks: "[{oops", networkStatus: [attachment("default/core", ["10.0.0.1"])] });
+  t.match(
+    podWarning(p, annotationProblem(p)!, [corens])?.message,
+    'its attachments still count for NetService corens, but a bare netAttachDef matches them only in the pod\'s own namespace until the annotation is fixed (a JSON list of {name, namespace} or "ns/name@if, ...")',
+  );
+});
+
+t.test("a message of exactly the limit is not cut", async (t) => {
+  const p = broken("not json");
+  const message = (names: string[]) => podWarning(p, annotationProblem(p)!, names.map((name) => netService({ name })))?.message ?? "";
+  const names = Array.from({ length: 5 }, (_, i) => `${i}`.padEnd(150, "n"));
+  const shortBy = maxWarningMessageLength - message(names).length;
+  t.ok(shortBy > 0 && shortBy < 100, `${shortBy} characters short`);
+  const exact = message([...names.slice(0, 4), `4`.padEnd(150 + shortBy, "n")]);
+  t.equal(exact.length, maxWarningMessageLength);
+  t.notOk(exact.endsWith("..."), "whole");
+});
