@@ -22,9 +22,14 @@ t.test("addresses become their canonical text, or are dropped", async (t) => {
     ["::ffff:10.1.2.3", "10.1.2.3", "IPv4"],
     ["::FFFF:a01:203", "10.1.2.3", "IPv4"],
     ["::ffff:127.0.0.1", undefined],
+    ["0:1:0:0:0:ffff:a01:203", "0:1::ffff:a01:203", "IPv6"],
+    ["::fffe:a01:203", "::fffe:a01:203", "IPv6"],
     ["::1.2.3.4", "::102:304", "IPv6"],
     ["64:ff9b::192.0.2.33", "64:ff9b::c000:221", "IPv6"],
     ["fd00::1/128", "fd00::1", "IPv6"],
+    ["169.1.2.3", "169.1.2.3", "IPv4"],
+    ["10.254.1.2", "10.254.1.2", "IPv4"],
+    ["::2", "::2", "IPv6"],
     // unusable
     ["127.0.0.1", undefined],
     ["127.255.0.9/8", undefined],
@@ -81,4 +86,11 @@ t.test("addresses sort IPv4 first, then numerically", async (t) => {
     compareAddresses,
   );
   t.same(sorted, ["9.255.255.255", "10.0.0.9", "10.0.0.10", "10:2400:1::2", "2001:db8::9", "2001:db8::10"]);
+});
+
+t.test("an address compares equal only to itself, so the callers' tie-break (the pod's uid) decides between pods sharing one", async (t) => {
+  for (const address of ["10.0.0.9", "2001:db8::9"]) t.equal(compareAddresses(address, address), 0, address);
+  t.equal(compareAddresses("10.0.0.9", "10.0.0.10"), -1);
+  t.equal(compareAddresses("10.0.0.10", "10.0.0.9"), 1);
+  t.equal(compareAddresses("2001:db8::9", "10.0.0.9"), 1);
 });

@@ -93,6 +93,12 @@ t.test("decideObject: only an object this NetService controls is ever written", 
       expect: { decision: "replacePredecessor", predecessorUid: "uid-old" },
     },
     {
+      name: "a NetService of another group with our name (other uid): taken, never deleted as a predecessor",
+      existing: { metadata: { name: "corens", ownerReferences: [ownerRef("corens", "uid-old", "NetService", "example.com/v1")] } },
+      needsWrite: true,
+      expect: { decision: "taken", holder: "NetService corens" },
+    },
+    {
       name: "our uid but a non-controller reference: taken",
       existing: { metadata: { name: "corens", ownerReferences: [{ ...ownerRef("corens", "uid-corens"), controller: false }] } },
       needsWrite: true,
@@ -201,6 +207,60 @@ t.test("planNetService: a taken Endpoints or slice name is reported, never writt
   const plan = planNetService(corens, twoPods, observed([foreign("Endpoints", "corens"), foreign("EndpointSlice", "corens-ipv6-0")]));
   t.same(summary(plan.actions), ["create Service corens", "create Service corens-template", "create EndpointSlice corens-ipv4-0"]);
   t.same(plan.problems.map((p) => p.message.split(" already")[0]), ["Endpoints default/corens", "EndpointSlice default/corens-ipv6-0"]);
+});
+
+t.test("planNetService: each taken name's problem says what is lost and how to fix it", async (t) => {
+  const head = (object: string, whose = "") => `${object} already exists and is not owned by this NetService${whose}, so it is left untouched; `;
+  const rows: { taken: { kind: OwnedKind; object: KubeObject }; message: string }[] = [
+    {
+      taken: foreign("Service", "corens"),
+      message:
+        head("Service default/corens") +
+        "no addresses are published, since they would become that Service's endpoints. Delete or rename that Service, or create the NetService under another name",
+    },
+    {
+      taken: foreign("Service", "corens-template", { ownerReferences: [ownerRef("web", "d", "Deployment", "apps/v1")] }),
+      message:
+        head("Service default/corens-template", " (it belongs to Deployment web)") +
+        "the template Service (selector and primary addresses) is missing. Set spec.templateServiceName to an unused name, or delete or rename that Service",
+    },
+    {
+      taken: foreign("Endpoints", "corens"),
+      message:
+        head("Endpoints default/corens") +
+        "clients of the Endpoints API do not see the addresses (EndpointSlices are published). Delete that Endpoints object so that the aggregator can publish its own",
+    },
+    {
+      taken: foreign("EndpointSlice", "corens-ipv4-0"),
+      message: head("EndpointSlice default/corens-ipv4-0") + "the endpoints that belong in it are not published. Delete or rename that EndpointSlice",
+    },
+  ];
+  for (const row of rows) {
+    const plan = planNetService(corens, twoPods, observed([row.taken]));
+    t.same(plan.problems, [{ reason: "ServiceNameTaken", message: row.message }], `${row.taken.kind} ${row.taken.object.metadata?.name}`);
+  }
+});
+
+t.test("planNetService: one pod replaced among 150 rewrites the one slice it was in, not every slice after it", async (t) => {
+  const pods = (numbers: number[]) => merged(numbers.map((n) => endpoint(`p${n}`, [`10.0.0.${n}`])));
+  const before = Array.from({ length: 150 }, (_, i) => i + 1);
+  const after = [...before.slice(1), 200];
+  const plan = planNetService(corens, pods(after), observed(published(pods(before))));
+  t.same(summary(plan.actions), ["update Endpoints corens", "update EndpointSlice corens-ipv4-0"], "the newcomer takes the free place in slice 0");
+});
+
+t.test("planNetService: a slice merely labelled for the NetService never decides where its endpoints go", async (t) => {
+  const pods = merged(Array.from({ length: 150 }, (_, i) => endpoint(`p${i}`, [`10.0.0.${i + 1}`])));
+  const placement = published(pods).find((o) => o.object.metadata?.name === "corens-ipv4-0")!.object;
+  const labelled = foreign("EndpointSlice", "corens-ipv4-5", { labels: { "svcctl.metaswitch.com/netservice": "corens" } });
+  const copied = { ...labelled, object: { ...labelled.object, addressType: "IPv4", endpoints: (placement as { endpoints?: unknown }).endpoints } as KubeObject };
+  const plan = planNetService(corens, pods, observed([copied]));
+  t.same(
+    summary(plan.actions).filter((line) => line.includes("EndpointSlice")),
+    ["create EndpointSlice corens-ipv4-0", "create EndpointSlice corens-ipv4-1"],
+    "packed as if the labelled slice were not there",
+  );
+  t.same(plan.problems, []);
 });
 
 t.test("planNetService: what a deleted NetService of the same name left behind is deleted, not adopted", async (t) => {

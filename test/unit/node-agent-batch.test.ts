@@ -56,3 +56,14 @@ t.test("a zero debounce recomputes at once; a negative one is refused", async (t
   t.equal(batch(0).changeSeen(5), 0);
   t.throws(() => batch(-1), /debounceMs must be >= 0/);
 });
+
+t.test("a failed recompute with no change since keeps its own trigger; one that had none leaves nothing pending", async (t) => {
+  const b = batch();
+  b.changeSeen(1000);
+  b.failed(1300, b.begin());
+  t.equal(b.begin(), 1000, "the retry still publishes as of the first change");
+  const verification = batch();
+  verification.failed(500, verification.begin());
+  t.notOk(verification.pending, "a failed verification is no change");
+  t.equal(verification.begin(), undefined);
+});

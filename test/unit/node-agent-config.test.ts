@@ -1,5 +1,5 @@
 import t from "tap";
-import { ConfigError, parseCommandLine } from "../../node-agent/config.ts";
+import { ConfigError, parseCommandLine, usage } from "../../node-agent/config.ts";
 
 function config(argv: string[], env: Record<string, string> = {}) {
   const parsed = parseCommandLine(argv, env);
@@ -53,4 +53,38 @@ t.test("mistakes are refused with what to fix", async (t) => {
 t.test("--help", async (t) => {
   t.same(parseCommandLine(["--help"], {}), { help: true }, "even without a node name");
   t.same(parseCommandLine(["-h"], {}), { help: true });
+});
+
+t.test("node names of up to 250 characters are accepted; a longer one is quoted by its first 40", async (t) => {
+  const name = (length: number) => `${"a".repeat(63)}.${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(length - 192)}`;
+  t.equal(config([], { NODE_NAME: name(250) }).nodeName, name(250));
+  t.throws(() => config([], { NODE_NAME: name(251) }), {
+    message: `node name "${name(251).slice(0, 40)}..." is 251 characters: report parts are named <node>.<0-64>, which fits object names (253) only for node names of at most 250`,
+  });
+});
+
+t.test("each mistake's message names the flag or variable to fix", async (t) => {
+  t.throws(() => config([]), {
+    message:
+      "no node name: pass --node-name NAME or set NODE_NAME (in a DaemonSet, from the downward API: env NODE_NAME valueFrom fieldRef fieldPath spec.nodeName)",
+  });
+  t.throws(() => config(["--stall-timeout-seconds", "5"], { NODE_NAME: "n" }), {
+    message: '--stall-timeout-seconds must be a whole number from 10 to 3600, got "5"',
+  });
+});
+
+t.test("--help describes every option the agent accepts", async (t) => {
+  for (const flag of [
+    "--node-name",
+    "--kubeconfig",
+    "--namespace",
+    "--debounce-ms",
+    "--delete-report-on-exit",
+    "--heartbeat-interval-seconds",
+    "--stall-timeout-seconds",
+    "--metrics-port",
+    "--help",
+  ]) {
+    t.match(usage, new RegExp(`^  (-h, )?${flag}\\b`, "m"), flag);
+  }
 });

@@ -139,3 +139,38 @@ t.test("pod updates that change nothing the agent keeps do not trigger a recompu
   t.ok(podChangeMatters(before, slimPod(fullPod(pod({ labels: { app: "x" } })))), "labels");
   t.ok(podChangeMatters(before, slimPod(fullPod(pod({ networks: "core" })))), "annotations");
 });
+
+t.test("the stored report's owner is the v1 Node among its owners, and a missing or wrong label means a write", async (t) => {
+  const owners = [
+    { apiVersion: "v1", kind: "Pod", name: "p", uid: "pod-uid" },
+    { apiVersion: "example.com/v1", kind: "Node", name: "node-1", uid: "other-node-uid" },
+    nodeOwner,
+  ];
+  const stored = (nodeLabel?: string) =>
+    storedReport({ metadata: { uid: "x", ownerReferences: owners, ...(nodeLabel ? { labels: { [labels.nodeName]: nodeLabel } } : {}) }, spec }, "node-1");
+  t.equal(stored("node-1").nodeUid, "node-uid");
+  t.same([stored("node-1").labelled, stored("node-2").labelled, stored().labelled], [true, false, false]);
+  t.notOk(reportNeedsWrite(spec, stored("node-1"), "node-uid"), "owned, labelled, the same: nothing to write");
+  t.ok(reportNeedsWrite(spec, stored("node-2"), "node-uid"), "labelled for another node");
+  t.ok(reportNeedsWrite(spec, stored(), "node-uid"), "not labelled");
+});
+
+t.test("a node name of 63 characters is still a label value", async (t) => {
+  const name = "n".repeat(63);
+  t.equal(nodeNameLabel(name), name);
+  t.equal(nodeNameLabel(`${name}x`), undefined);
+});
+
+t.test("a pod with no annotations, spec or status slims to what it has, its kind included", async (t) => {
+  const bare: KubeObject = { apiVersion: "v1", kind: "Pod", metadata: { namespace: "default", name: "a", uid: "u" } };
+  t.same(slimPod(bare), { apiVersion: "v1", kind: "Pod", metadata: { namespace: "default", name: "a", uid: "u" }, spec: {}, status: {} });
+});
+
+t.test("a stored report owned by something other than a Node has no node owner: it is written again", async (t) => {
+  const podOwned = storedReport(
+    { metadata: { uid: "x", labels: { [labels.nodeName]: "node-1" }, ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: "p", uid: "pod-uid" }] }, spec },
+    "node-1",
+  );
+  t.equal(podOwned.nodeUid, undefined);
+  t.ok(reportNeedsWrite(spec, podOwned, "node-uid"));
+});

@@ -117,3 +117,68 @@ t.test("memory per pod is bounded", async (t) => {
   t.ok(limiter.admit(warning("a", "1"), 0), "the oldest value was forgotten");
   t.notOk(limiter.admit(warning("a", "3"), 0), "recent ones are remembered");
 });
+
+t.test("by default 20 warnings at once, then 10 a minute", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  const uids = Array.from({ length: 21 }, (_, i) => `p${i}`);
+  t.equal(uids.filter((uid) => limiter.admit(warning(uid, "x"), 0)).length, 20);
+  t.notOk(limiter.admit(warning("late", "x"), 5_999), "no token before 6 s");
+  t.ok(limiter.admit(warning("late", "x"), 6_000), "one token every 6 s");
+});
+
+t.test("forgetting a failed Event forgets that value only, and a pod never seen is no error", async (t) => {
+  const limiter = new WarningLimiter({ now: 0 });
+  limiter.admit(warning("a", "x"), 0);
+  limiter.admit(warning("a", "y"), 0);
+  limiter.forget(warning("a", "x"));
+  t.notOk(limiter.admit(warning("a", "y"), 1), "y was recorded and stays so");
+  t.ok(limiter.admit(warning("a", "x"), 1), "x can be recorded again");
+  limiter.forget(warning("never-seen", "x"));
+  t.ok(limiter.admit(warning("never-seen", "x"), 2));
+});
+
+t.test("up to five NetServices are named, more are counted", async (t) => {
+  const p = broken("not json");
+  const named = (count: number) => Array.from({ length: count }, (_, i) => netService({ name: `s${i}` }));
+  t.match(podWarning(p, annotationProblem(p)!, named(5))?.message, /the pod is left out of NetServices s0, s1, s2, s3, s4 until/);
+  t.match(podWarning(p, annotationProblem(p)!, named(6))?.message, /the pod is left out of NetServices s0, s1, s2, s3, s4 and 1 more until/);
+});
+
+t.test("a message longer than an Event note allows is cut to fit, and says so", async (t) => {
+  const p = broken("not json");
+  const long = Array.from({ length: 5 }, (_, i) => netService({ name: `${"n".repeat(240)}-${i}` }));
+  const message = podWarning(p, annotationProblem(p)!, long)?.message ?? "";
+  t.equal(message.length, maxWarningMessageLength);
+  t.ok(message.endsWith("..."), message.slice(-20));
+  const short = podWarning(p, annotationProblem(p)!, [corens])?.message ?? "";
+  t.notOk(short.endsWith("..."), "a message that fits is whole");
+});
+
+t.test("a pod without any annotation has no problem", async (t) => {
+  t.equal(annotationProblem({ metadata: { namespace: "default", name: "a", uid: "u" } }), undefined);
+});
+
+t.test("the crowded network is the one with the most addresses, wherever it is listed", async (t) => {
+  const ips = Array.from({ length: 120 }, (_, i) => `10.0.${Math.floor(i / 100)}.${(i % 100) + 1}`);
+  const crowded = pod({ networkStatus: [attachment("default/access", ["10.1.0.1"]), attachment("default/core", ips)] });
+  t.match(annotationProblem(crowded)?.error, /lists 120 addresses on network default\/core/);
+});
+
+t.test("a malformed networks request's warning says how to fix it", async (t) => {
+  const p = pod({ networks: "[{oops", networkStatus: [attachment("default/core", ["10.0.0.1"])] });
+  t.match(
+    podWarning(p, annotationProblem(p)!, [corens])?.message,
+    'its attachments still count for NetService corens, but a bare netAttachDef matches them only in the pod\'s own namespace until the annotation is fixed (a JSON list of {name, namespace} or "ns/name@if, ...")',
+  );
+});
+
+t.test("a message of exactly the limit is not cut", async (t) => {
+  const p = broken("not json");
+  const message = (names: string[]) => podWarning(p, annotationProblem(p)!, names.map((name) => netService({ name })))?.message ?? "";
+  const names = Array.from({ length: 5 }, (_, i) => `${i}`.padEnd(150, "n"));
+  const shortBy = maxWarningMessageLength - message(names).length;
+  t.ok(shortBy > 0 && shortBy < 100, `${shortBy} characters short`);
+  const exact = message([...names.slice(0, 4), `4`.padEnd(150 + shortBy, "n")]);
+  t.equal(exact.length, maxWarningMessageLength);
+  t.notOk(exact.endsWith("..."), "whole");
+});
