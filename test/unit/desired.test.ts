@@ -239,6 +239,63 @@ t.test("Endpoints are rewritten for changes, not for a new trigger time alone", 
   );
 });
 
+t.test("two pods with the same address are listed in pod uid order, whatever order they come in", async (t) => {
+  const x = endpoint("x", ["10.0.0.5"]);
+  const w = endpoint("w", ["10.0.0.5"]);
+  const names = (endpoints: MergedEndpoint[]) =>
+    desiredEndpoints(corens, merged(endpoints), trigger).subsets?.[0]?.addresses?.map((address) => address.targetRef?.name);
+  t.same(names([x, w]), ["w", "x"]);
+  t.same(names([w, x]), ["w", "x"]);
+});
+
+t.test("Endpoints compare as the API server returns them: empty fields and extra reference fields are no change, every published field is", async (t) => {
+  const desired = desiredEndpoints(corens, merged([endpoint("a", ["10.0.0.1"], { hostname: "aye" }), endpoint("b", ["10.0.0.2"], { nodeName: "" })]), trigger);
+  const stored = () => {
+    const copy = structuredClone(desired);
+    for (const address of copy.subsets?.[0]?.addresses ?? []) {
+      if (address.targetRef) address.targetRef.resourceVersion = "42";
+      if (address.nodeName === "") delete address.nodeName;
+    }
+    return copy;
+  };
+  t.notOk(endpointsNeedsWrite(desired, stored()), "a resourceVersion in the reference and an empty nodeName left out are no change");
+  const withEmptyHostname = stored();
+  const second = withEmptyHostname.subsets?.[0]?.addresses?.[1];
+  if (second) second.hostname = "";
+  t.notOk(endpointsNeedsWrite(desired, withEmptyHostname), "an empty hostname is no hostname");
+
+  const changes: [string, (address: NonNullable<NonNullable<typeof desired.subsets>[number]["addresses"]>[number]) => void][] = [
+    ["hostname", (address) => { address.hostname = "bee"; }],
+    ["nodeName", (address) => { address.nodeName = "node-2"; }],
+    ["targetRef kind", (address) => { if (address.targetRef) address.targetRef.kind = "Node"; }],
+    ["targetRef namespace", (address) => { if (address.targetRef) address.targetRef.namespace = "other"; }],
+    ["targetRef name", (address) => { if (address.targetRef) address.targetRef.name = "z"; }],
+    ["targetRef uid", (address) => { if (address.targetRef) address.targetRef.uid = "uid-z"; }],
+    ["ip", (address) => { address.ip = "10.0.0.9"; }],
+  ];
+  for (const [field, change] of changes) {
+    const changed = stored();
+    const first = changed.subsets?.[0]?.addresses?.[0];
+    if (first) change(first);
+    t.ok(endpointsNeedsWrite(desired, changed), `a different ${field} is written`);
+  }
+});
+
+t.test("Endpoints carry no empty lists: a NetService without ports and only not-ready pods has a subset of notReadyAddresses alone", async (t) => {
+  const portless = netService({ name: "corens", uid: "uid-corens" });
+  const endpoints = desiredEndpoints(portless, merged([endpoint("b", ["10.0.0.9"], { serving: false })]), trigger);
+  t.same(endpoints.subsets, [{ notReadyAddresses: [{ ip: "10.0.0.9", nodeName: "node-1", targetRef: podRef("b") }] }]);
+  t.ok(endpointsNeedsWrite(endpoints, undefined), "an Endpoints not stored yet is written");
+  const stored = structuredClone(endpoints);
+  const [subset] = stored.subsets ?? [];
+  if (subset) subset.addresses = [];
+  t.notOk(endpointsNeedsWrite(endpoints, stored), "an empty list of ready addresses is the same as none");
+  const empty = desiredEndpoints(portless, merged([]), trigger);
+  const storedEmpty = structuredClone(empty);
+  delete storedEmpty.subsets;
+  t.notOk(endpointsNeedsWrite(empty, storedEmpty), "no subsets stored is the same as an empty list");
+});
+
 function sliceNames(slices: V1EndpointSlice[]): (string | undefined)[] {
   return slices.map((slice) => slice.metadata?.name);
 }
