@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
  * kube/ (the client side), health-server.ts (an HTTP server), log.ts (pino,
  * random ids), api-metrics.ts (prom-client wiring) and program.ts (signals and
  * the process's life cycle). Left out of node-agent/: agent.ts (the informers,
- * queue and writes), events.ts (writes Events), main.ts and probes.ts.
+ * queue and writes), main.ts and probes.ts.
  */
 export const pureFiles: string[] = [
   "common/addresses.ts",
@@ -27,9 +27,11 @@ export const pureFiles: string[] = [
   "common/network-status.ts",
   "common/networks.ts",
   "common/node-report.ts",
+  "common/order.ts",
   "common/readiness.ts",
   "common/report-parts.ts",
   "common/selector.ts",
+  "aggregator/ownership.ts",
   "aggregator/plan.ts",
   "node-agent/batch.ts",
   "node-agent/config.ts",
@@ -67,6 +69,8 @@ export const unitTestsOfPureFiles: string[] = [
   "node-agent-warnings",
   "node-liveness",
   "node-report",
+  "order",
+  "ownership",
   "pod-placement",
   "properties",
   "report-parts",
