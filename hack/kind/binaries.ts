@@ -1,7 +1,8 @@
 // The binaries of the kind setup on a machine that reaches no image registry
 // and no release download: kind itself, and what goes into a locally built
 // kind node image (kubelet, kubeadm, kube-proxy, containerd, runc, crictl,
-// the CNI reference plugins). Each is built from a Go module under
+// the CNI reference plugins), and the binaries of the images kubeadm runs
+// (CoreDNS, pause; etcd comes from the control plane's cache). Each is built from a Go module under
 // hack/tools/ into the same per-version cache as the control plane
 // (~/.cache/netservice/bin/<name>-<version>), so a second run builds nothing.
 //
@@ -14,7 +15,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { cacheRoot, ensureTool, repoRoot, toolVersion, type Tool } from "../cluster/binaries.ts";
-import { OutputTail } from "../cluster/output.ts";
+import { OutputHead, OutputTail } from "../cluster/output.ts";
 
 export type KindBinaries = {
   kind: string;
@@ -26,6 +27,8 @@ export type KindBinaries = {
   crictl: string;
   /** Every CNI reference plugin, for the node's /opt/cni/bin. */
   cniBinDir: string;
+  coredns: string;
+  pause: string;
 };
 
 const kind: Tool = {
@@ -86,6 +89,14 @@ const cniPlugins: Tool = {
   ldflags: (version) => `-s -w -X ${cniPluginsModule}/pkg/utils/buildversion.BuildVersion=${version}`,
 };
 
+const coredns: Tool = {
+  name: "coredns-kube",
+  module: "coredns-kube",
+  versionOf: "github.com/coredns/coredns",
+  commands: { coredns: "netservice.local/hack/tools/coredns-kube" },
+  ldflags: () => "-s -w",
+};
+
 const runcModule = "github.com/opencontainers/runc";
 
 /** Returns every binary of the kind setup, building what the cache lacks. */
@@ -96,7 +107,18 @@ export async function ensureKindBinaries(report: (line: string) => void = defaul
   const runc = await ensureRunc(report);
   const containerdDir = await ensureTool(containerd, report);
   const kubernetesDir = await ensureTool(kubernetesNode, report);
-  return { kind: path.join(kindDir, "kind"), kubernetesDir, containerdDir, runc, crictl: path.join(crictlDir, "crictl"), cniBinDir };
+  const corednsDir = await ensureTool(coredns, report);
+  const pause = await ensurePause(report);
+  return {
+    kind: path.join(kindDir, "kind"),
+    kubernetesDir,
+    containerdDir,
+    runc,
+    crictl: path.join(crictlDir, "crictl"),
+    cniBinDir,
+    coredns: path.join(corednsDir, "coredns"),
+    pause,
+  };
 }
 
 /** Just kind, for the user's path (public images). */
@@ -106,7 +128,7 @@ export async function ensureKind(report: (line: string) => void = defaultReport)
 
 /** Component, version and module of every binary, as the README's table lists them. */
 export function kindVersions(): { component: string; version: string; module: string }[] {
-  return [kind, kubernetesNode, containerd, crictl, cniPlugins].map((tool) => ({
+  return [kind, kubernetesNode, containerd, crictl, cniPlugins, coredns].map((tool) => ({
     component: Object.keys(tool.commands).join(", "),
     version: toolVersion(tool),
     module: tool.versionOf,
@@ -152,19 +174,47 @@ async function ensureRunc(report: (line: string) => void): Promise<string> {
   return binary;
 }
 
-function runGo(args: string[], cwd: string): Promise<void> {
+/**
+ * The pod sandbox's pause process: Kubernetes' own pause.c, from the
+ * k8s.io/kubernetes module that kube-node builds, compiled statically with
+ * the machine's gcc (upstream's image does the same in a build container).
+ */
+async function ensurePause(report: (line: string) => void): Promise<string> {
+  const version = toolVersion(kubernetesNode);
+  const dir = path.join(cacheRoot(), "bin", `pause-${version}`);
+  const binary = path.join(dir, "pause");
+  if (existsSync(binary)) return binary;
+  const moduleDir = (await run("go", ["list", "-m", "-f", "{{.Dir}}", kubernetesNode.versionOf], path.join(repoRoot, "hack", "tools", kubernetesNode.module))).trim();
+  await mkdir(dir, { recursive: true });
+  const staging = await mkdtemp(path.join(dir, ".build-"));
+  try {
+    await run("gcc", ["-Os", "-Wall", "-Werror", "-static", `-DVERSION=${version}`, "-o", path.join(staging, "pause"), path.join(moduleDir, "build", "pause", "linux", "pause.c")], staging);
+    await run("strip", [path.join(staging, "pause")], staging);
+    await rename(path.join(staging, "pause"), binary);
+    report(`built pause (Kubernetes ${version}) into ${dir}`);
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return binary;
+}
+
+function runGo(args: string[], cwd: string): Promise<string> {
+  return run("go", args, cwd, { GOFLAGS: "-mod=readonly", CGO_ENABLED: "1" });
+}
+
+/** Runs a command to its end; resolves with its stdout, rejects with the end of its stderr. */
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn("go", args, {
-      cwd,
-      stdio: ["ignore", "inherit", "pipe"],
-      env: { ...process.env, GOFLAGS: "-mod=readonly", CGO_ENABLED: "1" },
-    });
-    const tail = new OutputTail(4000);
-    child.stderr.on("data", (chunk: Buffer) => tail.push(chunk));
-    child.on("error", (error) => reject(new Error(`cannot run go: ${error.message}`)));
+    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    const stdout = new OutputHead(64 * 1024);
+    const stderr = new OutputTail(4000);
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+    child.on("error", (error) => reject(new Error(`cannot run ${command}: ${error.message}`)));
     child.on("close", (code) => {
-      if (code === 0) resolve();
-      else reject(new Error(`go build in ${cwd} failed with exit code ${code}:\n${tail.text()}`));
+      if (code === 0 && !stdout.overflowed) resolve(stdout.text());
+      else if (code === 0) reject(new Error(`${command} ${args.slice(0, 2).join(" ")} printed more than 64 KiB`));
+      else reject(new Error(`${command} ${args.slice(0, 2).join(" ")} in ${cwd} failed with exit code ${code}:\n${stderr.text()}`));
     });
   });
 }
