@@ -6,6 +6,7 @@
 #
 #   hack/kind/base-image.sh rootfs   # debootstrap into the cache (needs no Docker)
 #   hack/kind/base-image.sh image    # the rootfs as image ${BASE_IMAGE}, loaded into Docker
+#   hack/kind/base-image.sh name     # prints ${BASE_IMAGE}
 #
 # Cached under ${NETSERVICE_CACHE:-~/.cache/netservice}/images/<name>/:
 #   rootfs.tar  the debootstrap result (about 5 minutes to make)
@@ -68,5 +69,6 @@ ensure_image() {
 case ${1:-} in
   rootfs) ensure_rootfs ;;
   image) ensure_image ;;
-  *) echo "usage: hack/kind/base-image.sh rootfs|image" >&2; exit 2 ;;
+  name) echo "${BASE_IMAGE}" ;;
+  *) echo "usage: hack/kind/base-image.sh rootfs|image|name" >&2; exit 2 ;;
 esac
