@@ -141,9 +141,10 @@ build_node_base() {
 build_node() {
   local image=$1 base=$2 container
   shift 2
-  container=$(docker run --detach --privileged --entrypoint sleep "${base}" infinity)
+  # --init: a PID 1 that reaps containerd once it is stopped.
+  container=$(docker run --detach --init --privileged --entrypoint sleep "${base}" infinity)
   # shellcheck disable=SC2064 # expand now: this container
-  trap "docker rm --force '${container}' >/dev/null" RETURN
+  trap "docker rm --force '${container}' >/dev/null" EXIT
   docker exec "${container}" bash -c 'nohup containerd >/var/log/containerd-build.log 2>&1 &'
   local tries=0
   until docker exec "${container}" ctr version >/dev/null 2>&1; do
@@ -160,11 +161,13 @@ build_node() {
   docker exec "${container}" pkill containerd
   docker exec "${container}" bash -c 'while pgrep -x containerd >/dev/null; do sleep 0.2; done; rm -f /var/log/containerd-build.log'
   docker stop --time 1 "${container}" >/dev/null
+  # The container keeps the image's STOPSIGNAL (SIGRTMIN+3, for systemd); Docker 20.10 cannot --change it.
   docker commit \
     --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
     --change 'CMD []' \
-    --change 'STOPSIGNAL SIGRTMIN+3' \
     "${container}" "${image}" >/dev/null
+  docker rm --force "${container}" >/dev/null
+  trap - EXIT
 }
 
 node_image_name() {

@@ -40,6 +40,12 @@ ARG KUBERNETES_VERSION
 ARG SANDBOX_IMAGE
 # cri-base.json as kind makes it; the sandbox (pause) image is the one built
 # here; /kind/version is what kind reads to configure kubeadm.
+# restrict_oom_score_adj: where the machine's root lacks CAP_SYS_RESOURCE
+# (hack/kind/docker.sh), the node cannot lower a process's oom_score_adj, and
+# runc fails every pod sandbox (the kubelet asks -998 for it) with
+# "failed to update /proc/self/oom_score_adj: Permission denied"; containerd
+# then raises what the kubelet asks to its own value, as it does in rootless
+# mode. Elsewhere it only changes the scores of critical pods.
 RUN systemctl enable kubelet.service containerd.service undo-mount-hacks.service \
     && systemctl mask systemd-binfmt.service \
     && mkdir -p /etc/kubernetes/manifests \
@@ -48,6 +54,8 @@ RUN systemctl enable kubelet.service containerd.service undo-mount-hacks.service
       | jq 'del(.process.rlimits)' > /etc/containerd/cri-base.json \
     && sed -i "s#^\( *sandbox_image = \).*#\1\"${SANDBOX_IMAGE}\"#" /etc/containerd/config.toml \
     && grep -q "sandbox_image = \"${SANDBOX_IMAGE}\"" /etc/containerd/config.toml \
+    && sed -i "s#^\( *restrict_oom_score_adj = \).*#\1true#" /etc/containerd/config.toml \
+    && grep -q "restrict_oom_score_adj = true" /etc/containerd/config.toml \
     && echo "${KUBERNETES_VERSION}" > /kind/version \
     && containerd --version && runc --version && kubelet --version
 
