@@ -183,10 +183,27 @@ node_image() {
   local images node_image
   images=$(kubeadm_images)
   node_image=$(node_image_name)
-  ensure_image "${node_image}-base" build_node_base "${node_image}-base"
   # shellcheck disable=SC2086 # one image a word
-  ensure_image "${node_image}" build_node "${node_image}" "${node_image}-base" ${images}
+  ensure_image "${node_image}" build_node_with_base "${node_image}" ${images}
+  prune_node_images "${node_image}"
   echo "${node_image}"
+}
+
+build_node_with_base() {
+  local image=$1
+  shift
+  build_node_base "${image}-base"
+  build_node "${image}" "${image}-base" "$@"
+  docker rmi "${image}-base" >/dev/null
+}
+
+# Node images of other recipes (about 1.3 GB each) go, from Docker and the cache.
+prune_node_images() {
+  local keep=$1 image
+  for image in $(docker images --format '{{.Repository}}:{{.Tag}}' "${REPOSITORY}/kind-node"); do
+    [[ ${image} == "${keep}" ]] || docker rmi "${image}" >/dev/null 2>&1 || true
+  done
+  find "${images_dir}/saved" -name "${REPOSITORY}_kind-node_*.tar" ! -name "${keep//[\/:]/_}.tar" -delete
 }
 
 kind_config() {
