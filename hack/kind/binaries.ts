@@ -29,6 +29,8 @@ export type KindBinaries = {
   cniBinDir: string;
   coredns: string;
   pause: string;
+  /** multus-daemon, multus-shim, install_multus, passthru: the thick plugin's image. */
+  multusDir: string;
 };
 
 const kind: Tool = {
@@ -97,6 +99,21 @@ const coredns: Tool = {
   ldflags: () => "-s -w",
 };
 
+const multusModule = "gopkg.in/k8snetworkplumbingwg/multus-cni.v4";
+const multusThick: Tool = {
+  name: "multus-thick",
+  module: "multus-thick",
+  versionOf: multusModule,
+  commands: {
+    "multus-daemon": `${multusModule}/cmd/multus-daemon`,
+    "multus-shim": `${multusModule}/cmd/multus-shim`,
+    install_multus: `${multusModule}/cmd/install_multus`,
+    // install_multus copies it to the node beside the shim, as "passthru".
+    passthru: `${multusModule}/cmd/passthru-cni`,
+  },
+  ldflags: (version) => `-s -w -X ${multusModule}/pkg/multus.version=${version} -X ${multusModule}/pkg/multus.gitTreeState=clean`,
+};
+
 const runcModule = "github.com/opencontainers/runc";
 
 /** Returns every binary of the kind setup, building what the cache lacks. */
@@ -109,6 +126,7 @@ export async function ensureKindBinaries(report: (line: string) => void = defaul
   const kubernetesDir = await ensureTool(kubernetesNode, report);
   const corednsDir = await ensureTool(coredns, report);
   const pause = await ensurePause(report);
+  const multusDir = await ensureTool(multusThick, report);
   return {
     kind: path.join(kindDir, "kind"),
     kubernetesDir,
@@ -118,6 +136,7 @@ export async function ensureKindBinaries(report: (line: string) => void = defaul
     cniBinDir,
     coredns: path.join(corednsDir, "coredns"),
     pause,
+    multusDir,
   };
 }
 
@@ -128,7 +147,7 @@ export async function ensureKind(report: (line: string) => void = defaultReport)
 
 /** Component, version and module of every binary, as the README's table lists them. */
 export function kindVersions(): { component: string; version: string; module: string }[] {
-  return [kind, kubernetesNode, containerd, crictl, cniPlugins, coredns].map((tool) => ({
+  return [kind, kubernetesNode, containerd, crictl, cniPlugins, coredns, multusThick].map((tool) => ({
     component: Object.keys(tool.commands).join(", "),
     version: toolVersion(tool),
     module: tool.versionOf,

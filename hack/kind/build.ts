@@ -39,6 +39,7 @@ const paths: Record<string, string> = {
   CNI_BIN_DIR: binaries.cniBinDir,
   COREDNS: binaries.coredns,
   PAUSE: binaries.pause,
+  MULTUS_DIR: binaries.multusDir,
 };
 const shellQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 for (const [name, value] of Object.entries(paths)) process.stdout.write(`${name}=${shellQuote(value)}\n`);

@@ -8,6 +8,7 @@
 #
 #   hack/kind/images.sh node          # the kind node image, with kubeadm's images inside
 #   hack/kind/images.sh kind-config   # prints the kind config for that image
+#   hack/kind/images.sh multus        # the Multus thick plugin's image; prints its name
 #
 # kubeadm's images are named ${REPOSITORY}/NAME:TAG, never as the upstream
 # images they stand in for; the kind config sets kubeadm's imageRepository
@@ -26,6 +27,7 @@ readonly images_dir="${cache}/images"
 
 # The binaries' paths, as hack/kind/build.ts prints them (load_binaries).
 KIND='' KUBERNETES_DIR='' KUBERNETES_NODE_DIR='' ETCD='' CONTAINERD_DIR='' RUNC='' CRICTL='' CNI_BIN_DIR='' COREDNS='' PAUSE=''
+MULTUS_DIR=''
 
 log() { printf '[netservice] %s\n' "$*" >&2; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -206,6 +208,32 @@ prune_node_images() {
   find "${images_dir}/saved" -name "${REPOSITORY}_kind-node_*.tar" ! -name "${keep//[\/:]/_}.tar" -delete
 }
 
+# Multus' images/Dockerfile.thick, with binaries built here: the daemon,
+# and the shim that its init container (install_multus) copies to the node.
+build_multus_image() {
+  local image=$1 context
+  context=$(mktemp -d)
+  mkdir -p "${context}/bin"
+  cp "${MULTUS_DIR}"/{multus-daemon,multus-shim,install_multus,passthru} "${context}/bin/"
+  {
+    echo "FROM ${BASE_IMAGE}"
+    echo "COPY bin/ /usr/src/multus-cni/bin/"
+    echo 'ENTRYPOINT ["/usr/src/multus-cni/bin/multus-daemon"]'
+  } >"${context}/Dockerfile"
+  nice -n 15 docker build --quiet --tag "${image}" "${context}" >/dev/null
+  rm -rf "${context}"
+}
+
+multus_image() {
+  load_binaries
+  "${kind_dir}/base-image.sh" image
+  local version image
+  version=${MULTUS_DIR##*/multus-thick-}
+  image="${REPOSITORY}/multus-cni:${version}-thick"
+  ensure_image "${image}" build_multus_image "${image}"
+  echo "${image}"
+}
+
 kind_config() {
   load_binaries
   cat <<EOF
@@ -238,5 +266,6 @@ EOF
 case ${1:-} in
   node) node_image ;;
   kind-config) kind_config ;;
-  *) echo "usage: hack/kind/images.sh node|kind-config" >&2; exit 2 ;;
+  multus) multus_image ;;
+  *) echo "usage: hack/kind/images.sh node|kind-config|multus" >&2; exit 2 ;;
 esac

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # A kind cluster from locally built images only (hack/kind/images.sh), for a
 # machine that reaches no image registry. Work in progress toward
-# `hack/kind/e2e.sh --build-images` (issue 11): it creates the cluster and its
-# primary pod network; Multus, whereabouts and netservice are not installed
-# yet. See "Building everything locally" in hack/kind/README.md.
+# `hack/kind/e2e.sh --build-images` (issue 11): it creates the cluster, its
+# primary pod network and Multus (thick plugin); whereabouts and netservice
+# are not installed yet. See "Building everything locally" in
+# hack/kind/README.md.
 #
 #   hack/kind/local-cluster.sh create [--name NAME]   # prints `export KUBECONFIG=...` last
 #   hack/kind/local-cluster.sh delete [--name NAME]
+#   hack/kind/local-cluster.sh multus [--name NAME]   # (re)installs Multus on a running cluster
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -76,6 +78,36 @@ EOF
   done
 }
 
+# Multus' own thick-plugin manifest, from its Go module, with the image built
+# here and the daemon's memory limit of hack/kind/e2e.sh.
+install_multus() {
+  local image module dir
+  image=$("${kind_dir}/images.sh" multus)
+  log "installing Multus (thick plugin) as ${image}"
+  "${KIND}" load docker-image "${image}" --name "${cluster_name}"
+  module=$(cd "${repo_root}/hack/tools/multus-thick" && go list -m -f '{{.Dir}}' gopkg.in/k8snetworkplumbingwg/multus-cni.v4)
+  dir=$(mktemp -d)
+  cp "${module}/deployments/multus-daemonset-thick.yml" "${dir}/"
+  cat >"${dir}/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [multus-daemonset-thick.yml]
+images:
+  - name: ghcr.io/k8snetworkplumbingwg/multus-cni
+    newName: ${image%:*}
+    newTag: ${image##*:}
+patches:
+  - target: {kind: DaemonSet, name: kube-multus-ds}
+    patch: |-
+      - op: replace
+        path: /spec/template/spec/containers/0/resources
+        value: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 512Mi}}
+EOF
+  kubectl apply -k "${dir}"
+  rm -rf "${dir}"
+  kubectl -n kube-system rollout status daemonset/kube-multus-ds --timeout=300s
+}
+
 create() {
   "${kind_dir}/docker.sh" up
   binaries
@@ -86,13 +118,18 @@ create() {
   "${kind_dir}/images.sh" kind-config >"${config}"
   log "creating kind cluster ${cluster_name} from ${image}"
   "${KIND}" create cluster --name "${cluster_name}" --image "${image}" --config "${config}" --kubeconfig "${kubeconfig}" --retain
-  export KUBECONFIG=${kubeconfig}
-  PATH="$(dirname "${KIND}"):${KUBERNETES_DIR}:${PATH}"
+  use_cluster
   install_primary_network
   kubectl wait --for=condition=Ready nodes --all --timeout=300s
+  install_multus
   kubectl get nodes -o wide >&2
   kubectl get pods -A -o wide >&2
   echo "export KUBECONFIG=${kubeconfig}"
+}
+
+use_cluster() {
+  export KUBECONFIG=${kubeconfig}
+  PATH="${KUBERNETES_DIR}:${PATH}"
 }
 
 delete() {
@@ -103,5 +140,6 @@ delete() {
 case ${command} in
   create) create ;;
   delete) delete ;;
-  *) echo "usage: hack/kind/local-cluster.sh create|delete [--name NAME]" >&2; exit 2 ;;
+  multus) binaries; use_cluster; install_multus ;;
+  *) echo "usage: hack/kind/local-cluster.sh create|delete|multus [--name NAME]" >&2; exit 2 ;;
 esac
