@@ -174,7 +174,8 @@ async function lockIsStale(lock: string): Promise<boolean> {
   }
 }
 
-function kubernetesVersionFlags(version: string): string {
+/** The version stamp Kubernetes' own release build sets, so every binary built here reports `version` (kubeadm derives image tags from it). */
+export function kubernetesVersionFlags(version: string): string {
   const [major, minor] = version.replace(/^v/, "").split(".");
   const stamp = (pkg: string) =>
     [

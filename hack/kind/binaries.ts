@@ -14,7 +14,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { cacheRoot, ensureTool, repoRoot, toolVersion, type Tool } from "../cluster/binaries.ts";
+import { cacheRoot, ensureTool, kubernetesVersionFlags, repoRoot, toolVersion, type Tool } from "../cluster/binaries.ts";
 import { OutputHead, OutputTail } from "../cluster/output.ts";
 
 export type KindBinaries = {
@@ -236,25 +236,6 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
       else reject(new Error(`${command} ${args.slice(0, 2).join(" ")} in ${cwd} failed with exit code ${code}:\n${stderr.text()}`));
     });
   });
-}
-
-/**
- * The version stamp of hack/cluster/binaries.ts's control-plane build, so
- * that `kubelet --version` and `kubeadm version` say v1.36.3 like the API
- * server does. (That function is not exported; build.ts checks that both
- * builds report the same version.)
- */
-function kubernetesVersionFlags(version: string): string {
-  const [major, minor] = version.replace(/^v/, "").split(".");
-  const stamp = (pkg: string) =>
-    [
-      `-X ${pkg}.gitVersion=${version}`,
-      `-X ${pkg}.gitMajor=${major}`,
-      `-X ${pkg}.gitMinor=${minor}`,
-      `-X ${pkg}.gitTreeState=clean`,
-      `-X ${pkg}.buildDate=1970-01-01T00:00:00Z`,
-    ].join(" ");
-  return ["-s -w", stamp("k8s.io/component-base/version"), stamp("k8s.io/client-go/pkg/version")].join(" ");
 }
 
 function defaultReport(line: string) {
