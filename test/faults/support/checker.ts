@@ -72,7 +72,15 @@ type NetServiceWithStatus = NetServiceJson & {
 };
 
 /** What a check found: `moving` when the cluster changed while it looked. */
-export type CheckResult = { moving: boolean; differences: string[]; netServices: number; addresses: number; compared: Compared };
+export type CheckResult = {
+  moving: boolean;
+  differences: string[];
+  netServices: number;
+  addresses: number;
+  compared: Compared;
+  /** What the truth was computed from (pods' and NetServices' versions, nodes): equal means the inputs did not change. */
+  inputs?: string;
+};
 
 /**
  * How much a check compared, so that a scenario can fail when it compared
@@ -155,7 +163,7 @@ export class Checker {
         if (!objects) continue;
         differences.push(...compareNetService(want, objects).map((line) => `${want.key}: ${line}`));
       }
-      return { moving: false, differences, netServices: expected.size, addresses, compared: comparedOf(expected.values()) };
+      return { moving: false, differences, netServices: expected.size, addresses, compared: comparedOf(expected.values()), inputs: before.fingerprint };
     });
   }
 
@@ -194,23 +202,48 @@ export class Checker {
   }
 
   /**
-   * After convergence: checks again and again for `seconds` and stops at the
-   * first check that finds a difference. Converging once proves little if
-   * the next write undoes it (a status overwritten, a repair that flaps).
-   * `exactChecks` counts the checks that found the cluster still and exact.
+   * After convergence: checks again and again for `seconds`. Converging once
+   * proves little if the next write undoes it (a status overwritten, a repair
+   * that flaps). A difference while the inputs are those of the last exact
+   * check is drift and ends the hold at once. A difference after the inputs
+   * changed (a graceful deletion that ends after the churn, a late kubelet
+   * write) is the programs following that change: they get `catchUpMs`
+   * (default 10 s; count-only status changes are paced at 1 s) to be exact
+   * again, and the hold goes on. `exactChecks` counts the exact checks,
+   * `changes` the input changes followed.
    */
-  async holdsExact(options: { seconds: number; staleNodes?: StaleNodes; intervalMs?: number }): Promise<{ exactChecks: number; moving: number; differences: string[]; afterSeconds: number }> {
+  async holdsExact(options: { seconds: number; staleNodes?: StaleNodes; intervalMs?: number; catchUpMs?: number }): Promise<{ exactChecks: number; moving: number; changes: number; differences: string[]; afterSeconds: number }> {
     const start = Date.now();
+    const catchUpMs = options.catchUpMs ?? 10_000;
     let exactChecks = 0;
     let moving = 0;
-    while (Date.now() - start < options.seconds * 1000) {
+    let changes = 0;
+    let exactInputs: string | undefined;
+    let followingSince: number | undefined;
+    const failed = (differences: string[]) => ({ exactChecks, moving, changes, differences, afterSeconds: (Date.now() - start) / 1000 });
+    while (Date.now() - start < options.seconds * 1000 || followingSince !== undefined) {
       const result = await this.check(options.staleNodes);
-      if (result.moving) moving++;
-      else if (result.differences.length > 0) return { exactChecks, moving, differences: result.differences, afterSeconds: (Date.now() - start) / 1000 };
-      else exactChecks++;
+      if (result.moving) {
+        moving++;
+      } else if (result.differences.length === 0) {
+        exactChecks++;
+        exactInputs = result.inputs;
+        followingSince = undefined;
+      } else if (exactInputs !== undefined && result.inputs === exactInputs) {
+        return failed(["drifted while nothing it depends on changed:", ...result.differences]);
+      } else {
+        if (followingSince === undefined) {
+          followingSince = Date.now();
+          changes++;
+        }
+        exactInputs = undefined;
+        if (Date.now() - followingSince > catchUpMs) {
+          return failed([`a change of the inputs was not followed within ${catchUpMs / 1000} s:`, ...result.differences]);
+        }
+      }
       await delay(options.intervalMs ?? 250);
     }
-    return { exactChecks, moving, differences: [], afterSeconds: (Date.now() - start) / 1000 };
+    return failed([]);
   }
 
   /**

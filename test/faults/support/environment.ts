@@ -77,14 +77,14 @@ export function assertCompared(t: Test, compared: Compared, what: string, minimu
   t.ok(short.length === 0, `${what} compared ${describeCompared(compared)}${short.length > 0 ? `; too little: ${short.join("; ")}` : ""}`);
 }
 
-/** Fails the test unless the cluster stays exact for `seconds` after convergence (checked every 250 ms). */
+/** Fails the test unless the cluster stays exact for `seconds` after convergence (checked every 250 ms; a later change of the pods must be followed, see Checker.holdsExact). */
 export async function assertHoldsExact(t: Test, checker: Checker, seconds = 5): Promise<void> {
   const held = await checker.holdsExact({ seconds });
   t.ok(
     held.differences.length === 0 && held.exactChecks >= 3,
     held.differences.length > 0
       ? `not exact ${held.afterSeconds} s after convergence:\n  ${held.differences.slice(0, 20).join("\n  ")}`
-      : `stayed exact for ${seconds} s after convergence (${held.exactChecks} exact checks, ${held.moving} while it moved)`,
+      : `stayed exact for ${seconds} s after convergence (${held.exactChecks} exact checks, ${held.moving} while it moved, ${held.changes} later changes of the pods followed)`,
   );
 }
 
