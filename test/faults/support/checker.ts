@@ -220,7 +220,7 @@ export class Checker {
     let changes = 0;
     let exactInputs: string | undefined;
     let followingSince: number | undefined;
-    const failed = (differences: string[]) => ({ exactChecks, moving, changes, differences, afterSeconds: (Date.now() - start) / 1000 });
+    const outcome = (differences: string[]) => ({ exactChecks, moving, changes, differences, afterSeconds: (Date.now() - start) / 1000 });
     while (Date.now() - start < options.seconds * 1000 || followingSince !== undefined) {
       const result = await this.check(options.staleNodes);
       if (result.moving) {
@@ -230,7 +230,7 @@ export class Checker {
         exactInputs = result.inputs;
         followingSince = undefined;
       } else if (exactInputs !== undefined && result.inputs === exactInputs) {
-        return failed(["drifted while nothing it depends on changed:", ...result.differences]);
+        return outcome(["drifted while nothing it depends on changed:", ...result.differences]);
       } else {
         if (followingSince === undefined) {
           followingSince = Date.now();
@@ -238,12 +238,12 @@ export class Checker {
         }
         exactInputs = undefined;
         if (Date.now() - followingSince > catchUpMs) {
-          return failed([`a change of the inputs was not followed within ${catchUpMs / 1000} s:`, ...result.differences]);
+          return outcome([`a change of the inputs was not followed within ${catchUpMs / 1000} s:`, ...result.differences]);
         }
       }
       await delay(options.intervalMs ?? 250);
     }
-    return failed([]);
+    return outcome([]);
   }
 
   /**
