@@ -102,7 +102,8 @@ export class StatusWriter {
       await this.events.record({ regarding, type, reason, note }, signal);
       this.writer.countWrite("Event", "create");
     } catch (err) {
-      this.log.warn({ err, reason }, "could not create an event");
+      // Aborted: the term ended (leadership lost or the program stopping), not a failure worth a warning.
+      if (!signal.aborted) this.log.warn({ err, reason }, "could not create an event");
     }
   }
 
