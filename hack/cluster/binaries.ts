@@ -98,20 +98,35 @@ async function build(tool: Tool, version: string, dir: string, names: string[], 
   const started = Date.now();
   report(`building ${names.join(", ")} ${version} from the Go module proxy (a cold build takes 15-30 minutes on 2 cores)`);
   try {
-    const packages = names.map((name) => tool.commands[name]!);
-    // With one package -o names the file: go would otherwise call go.etcd.io/etcd/server/v3 "server".
-    const output = packages.length === 1 ? path.join(staging, names[0]!) : staging + path.sep;
-    await runGo(
-      ["build", "-v", "-ldflags", tool.ldflags(version), "-o", output, ...packages],
-      path.join(repoRoot, "hack", "tools", tool.module),
-      (compiled) => report(`  ${tool.module}: ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
-    );
+    // One go build for the commands go names as we do (-o into the folder),
+    // and one each, with -o naming the file, for those it names otherwise
+    // (go.etcd.io/etcd/server/v3 would be "server", whereabouts/cmd "cmd");
+    // the later builds reuse the packages the first compiled.
+    const together = names.filter((name) => goBinaryName(tool.commands[name]!) === name);
+    const builds = [
+      ...(together.length > 1 ? [{ output: staging + path.sep, packages: together.map((name) => tool.commands[name]!) }] : []),
+      ...names.filter((name) => together.length <= 1 || !together.includes(name)).map((name) => ({ output: path.join(staging, name), packages: [tool.commands[name]!] })),
+    ];
+    for (const { output, packages } of builds) {
+      await runGo(
+        ["build", "-v", "-ldflags", tool.ldflags(version), "-o", output, ...packages],
+        path.join(repoRoot, "hack", "tools", tool.module),
+        (compiled) => report(`  ${tool.module}: ${compiled} packages compiled, ${Math.round((Date.now() - started) / 1000)} s`),
+      );
+    }
     for (const name of names) await rename(path.join(staging, name), path.join(dir, name));
     const sizes = await Promise.all(names.map(async (name) => `${name} ${((await stat(path.join(dir, name))).size / 2 ** 20).toFixed(0)} MiB`));
     report(`built ${sizes.join(", ")} in ${Math.round((Date.now() - started) / 1000)} s into ${dir}`);
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** The file name go build gives a command's binary when -o names a folder: the import path's last element, or the one before a major version suffix. */
+export function goBinaryName(importPath: string): string {
+  const elements = importPath.split("/");
+  const last = elements.at(-1)!;
+  return /^v\d+$/.test(last) && elements.length > 1 ? elements.at(-2)! : last;
 }
 
 function runGo(args: string[], cwd: string, progress: (compiled: number) => void): Promise<void> {
