@@ -31,6 +31,8 @@ export type KindBinaries = {
   pause: string;
   /** multus-daemon, multus-shim, install_multus, passthru: the thick plugin's image. */
   multusDir: string;
+  /** whereabouts (the IPAM plugin) and ip-control-loop: the whereabouts image. */
+  whereaboutsDir: string;
 };
 
 const kind: Tool = {
@@ -114,6 +116,19 @@ const multusThick: Tool = {
   ldflags: (version) => `-s -w -X ${multusModule}/pkg/multus.version=${version} -X ${multusModule}/pkg/multus.gitTreeState=clean`,
 };
 
+const whereaboutsModule = "github.com/k8snetworkplumbingwg/whereabouts";
+const whereabouts: Tool = {
+  name: "whereabouts",
+  module: "whereabouts",
+  versionOf: whereaboutsModule,
+  commands: {
+    // The plugin's main package is cmd/ itself (hack/build-go.sh builds ./cmd/ as "whereabouts").
+    whereabouts: `${whereaboutsModule}/cmd`,
+    "ip-control-loop": `${whereaboutsModule}/cmd/controlloop`,
+  },
+  ldflags: (version) => `-s -w -X ${whereaboutsModule}/pkg/version.Version=${version} -X ${whereaboutsModule}/pkg/version.GitTreeState=clean -X ${whereaboutsModule}/pkg/version.ReleaseStatus=released`,
+};
+
 const runcModule = "github.com/opencontainers/runc";
 
 /** Returns every binary of the kind setup, building what the cache lacks. */
@@ -127,6 +142,7 @@ export async function ensureKindBinaries(report: (line: string) => void = defaul
   const corednsDir = await ensureTool(coredns, report);
   const pause = await ensurePause(report);
   const multusDir = await ensureTool(multusThick, report);
+  const whereaboutsDir = await ensureTool(whereabouts, report);
   return {
     kind: path.join(kindDir, "kind"),
     kubernetesDir,
@@ -137,6 +153,7 @@ export async function ensureKindBinaries(report: (line: string) => void = defaul
     coredns: path.join(corednsDir, "coredns"),
     pause,
     multusDir,
+    whereaboutsDir,
   };
 }
 
@@ -147,7 +164,7 @@ export async function ensureKind(report: (line: string) => void = defaultReport)
 
 /** Component, version and module of every binary, as the README's table lists them. */
 export function kindVersions(): { component: string; version: string; module: string }[] {
-  return [kind, kubernetesNode, containerd, crictl, cniPlugins, coredns, multusThick].map((tool) => ({
+  return [kind, kubernetesNode, containerd, crictl, cniPlugins, coredns, multusThick, whereabouts].map((tool) => ({
     component: Object.keys(tool.commands).join(", "),
     version: toolVersion(tool),
     module: tool.versionOf,

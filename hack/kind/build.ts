@@ -40,6 +40,7 @@ const paths: Record<string, string> = {
   COREDNS: binaries.coredns,
   PAUSE: binaries.pause,
   MULTUS_DIR: binaries.multusDir,
+  WHEREABOUTS_DIR: binaries.whereaboutsDir,
 };
 const shellQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 for (const [name, value] of Object.entries(paths)) process.stdout.write(`${name}=${shellQuote(value)}\n`);
