@@ -6,9 +6,17 @@
 #
 #   docker build -t ghcr.io/metaswitch/netservice:0.1.0 .
 #
-# For releases, pin both base images by digest (FROM image:tag@sha256:...).
+# For releases, pin both base images by digest (image:tag@sha256:...).
+#
+# Where no image registry answers, hack/kind/images.sh builds stand-ins for
+# both bases on this machine and passes them as build arguments, so the kind
+# run builds netservice from this same recipe:
+#   BUILD_IMAGE    Node 24 and npm (runs `npm ci`)
+#   RUNTIME_IMAGE  Node 24 at /nodejs/bin/node, as in distroless
+ARG BUILD_IMAGE=node:24-trixie-slim
+ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs24-debian13:nonroot
 
-FROM node:24-trixie-slim AS dependencies
+FROM ${BUILD_IMAGE} AS dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --omit=dev leaves out the npm package `node` (the Node binary the npm
@@ -18,7 +26,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 # Distroless: Node 24 and nothing else (no shell, no package manager),
 # running as the unprivileged user nonroot (65532).
-FROM gcr.io/distroless/nodejs24-debian13:nonroot
+FROM ${RUNTIME_IMAGE}
 LABEL org.opencontainers.image.title="netservice" \
       org.opencontainers.image.description="Headless Services for pods' Multus secondary-network addresses" \
       org.opencontainers.image.source="https://github.com/metaswitch/netservice" \

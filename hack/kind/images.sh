@@ -9,6 +9,9 @@
 #   hack/kind/images.sh node          # the kind node image, with kubeadm's images inside
 #   hack/kind/images.sh kind-config   # prints the kind config for that image
 #   hack/kind/images.sh multus        # the Multus thick plugin's image; prints its name
+#   hack/kind/images.sh whereabouts   # the whereabouts image; prints its name
+#   hack/kind/images.sh netservice IMAGE  # netservice from the repository's Dockerfile, on local Node 24 bases
+#   hack/kind/images.sh workloads     # stand-ins for the samples' images; prints "PUBLIC=LOCAL" pairs
 #
 # kubeadm's images are named ${REPOSITORY}/NAME:TAG, never as the upstream
 # images they stand in for; the kind config sets kubeadm's imageRepository
@@ -27,7 +30,7 @@ readonly images_dir="${cache}/images"
 
 # The binaries' paths, as hack/kind/build.ts prints them (load_binaries).
 KIND='' KUBERNETES_DIR='' KUBERNETES_NODE_DIR='' ETCD='' CONTAINERD_DIR='' RUNC='' CRICTL='' CNI_BIN_DIR='' COREDNS='' PAUSE=''
-MULTUS_DIR=''
+MULTUS_DIR='' WHEREABOUTS_DIR=''
 
 log() { printf '[netservice] %s\n' "$*" >&2; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -174,7 +177,9 @@ build_node() {
 
 node_image_name() {
   local recipe
-  recipe=$(cat "${kind_dir}/images/node.Dockerfile" "${BASH_SOURCE[0]}")
+  # The recipe: the Dockerfile and the functions that build the node image
+  # and what goes into it (not the rest of this script).
+  recipe=$(cat "${kind_dir}/images/node.Dockerfile"; declare -f build_node_base build_node build_node_with_base build_binary_image kubeadm_images)
   recipe=$(sha256sum <<<"${recipe}${KIND}${KUBERNETES_DIR}${KUBERNETES_NODE_DIR}${CONTAINERD_DIR}${RUNC}${CRICTL}${CNI_BIN_DIR}${BASE_IMAGE}")
   echo "${REPOSITORY}/kind-node:${KUBERNETES_VERSION}-${recipe:0:12}"
 }
@@ -234,6 +239,125 @@ multus_image() {
   echo "${image}"
 }
 
+whereabouts_module_dir() {
+  (cd "${repo_root}/hack/tools/whereabouts" && go list -m -f '{{.Dir}}' github.com/k8snetworkplumbingwg/whereabouts)
+}
+
+# whereabouts' Dockerfile, with the binaries built here: the plugin and
+# ip-control-loop at /, beside its install and token-watcher scripts.
+build_whereabouts_image() {
+  local image=$1 context module
+  module=$(whereabouts_module_dir)
+  context=$(mktemp -d)
+  cp "${WHEREABOUTS_DIR}"/{whereabouts,ip-control-loop} "${module}"/script/{install-cni.sh,lib.sh,token-watcher.sh} "${context}/"
+  chmod 0755 "${context}"/*
+  {
+    echo "FROM ${BASE_IMAGE}"
+    # Upstream's image is Alpine: its DaemonSet runs these scripts with sh,
+    # and they use `source` and `[ a == b ]`, which Debian's sh (dash) lacks.
+    # bash as sh has both.
+    echo "RUN ln -sf bash /bin/sh"
+    echo "COPY whereabouts ip-control-loop install-cni.sh lib.sh token-watcher.sh /"
+    echo 'CMD ["/install-cni.sh"]'
+  } >"${context}/Dockerfile"
+  nice -n 15 docker build --quiet --tag "${image}" "${context}" >/dev/null
+  rm -rf "${context}"
+}
+
+whereabouts_image() {
+  load_binaries
+  "${kind_dir}/base-image.sh" image
+  local image="${REPOSITORY}/whereabouts:${WHEREABOUTS_DIR##*/whereabouts-}"
+  ensure_image "${image}" build_whereabouts_image "${image}"
+  echo "${image}"
+}
+
+# Node 24 as the two stages of the repository's Dockerfile expect it, where
+# no registry serves node:24 or distroless' nodejs24: the binary of the npm
+# package `node` (what the npm scripts run here), stripped, on the Debian
+# base. The build stage gets npm (this machine's, plain JavaScript) and CA
+# certificates for `npm ci`, with the authorities this machine adds to
+# Debian's (/usr/local/share/ca-certificates: e.g. an egress proxy's, which
+# npm must trust as it does here); the runtime has Node at /nodejs/bin/node
+# and no certificates beyond Node's own.
+node_binary() {
+  local node=${repo_root}/node_modules/node/bin/node
+  [[ -x ${node} ]] || fail "no Node 24 at ${node}: run npm ci first"
+  echo "${node}"
+}
+
+build_node_base_image() {
+  local image=$1 stage=$2 context npm_dir
+  context=$(mktemp -d)
+  cp "$(node_binary)" "${context}/node"
+  strip "${context}/node"
+  {
+    echo "FROM ${BASE_IMAGE}"
+    if [[ ${stage} == build ]]; then
+      # npm's own folder: the one that runs `npm ci` here.
+      npm_dir=$(readlink -f "$(command -v npm)")
+      npm_dir=${npm_dir%/bin/npm-cli.js}
+      [[ -f ${npm_dir}/package.json ]] || fail "no npm at ${npm_dir}"
+      cp -r "${npm_dir}" "${context}/npm"
+      mkdir "${context}/ca"
+      if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then cp /usr/local/share/ca-certificates/*.crt "${context}/ca/"; fi
+      echo "COPY ca/ /usr/local/share/ca-certificates/"
+      echo "RUN DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*"
+      echo "ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"
+      echo "COPY node /usr/local/bin/node"
+      echo "COPY npm /usr/local/lib/node_modules/npm"
+      echo "RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && npm --version"
+    else
+      echo "COPY node /nodejs/bin/node"
+    fi
+  } >"${context}/Dockerfile"
+  nice -n 15 docker build --quiet --tag "${image}" "${context}" >/dev/null
+  rm -rf "${context}"
+}
+
+netservice_image() {
+  local image=${1:?usage: images.sh netservice IMAGE} version build runtime
+  "${kind_dir}/base-image.sh" image
+  BASE_IMAGE=$("${kind_dir}/base-image.sh" name)
+  version=$("$(node_binary)" --version)
+  build="${REPOSITORY}/node-build:${version#v}"
+  runtime="${REPOSITORY}/node-runtime:${version#v}"
+  ensure_image "${build}" build_node_base_image "${build}" build
+  ensure_image "${runtime}" build_node_base_image "${runtime}" runtime
+  log "building ${image} from the Dockerfile on ${build} and ${runtime}"
+  # The classic builder: BuildKit would fetch the Dockerfile's syntax image from a registry.
+  DOCKER_BUILDKIT=0 nice -n 15 docker build --quiet --tag "${image}" \
+    --build-arg "BUILD_IMAGE=${build}" --build-arg "RUNTIME_IMAGE=${runtime}" "${repo_root}" >/dev/null
+  local size
+  size=$(docker image inspect --format '{{.Size}}' "${image}")
+  log "built ${image}: $((size / 1048576)) MiB"
+}
+
+# The samples run ubuntu:latest and the DNS client busybox:1.37: here the
+# Debian base stands in for the first, Debian's busybox for the second (the
+# same applets: sh, ping, nslookup, nc). Prints "PUBLIC=LOCAL" pairs, the
+# form of NETSERVICE_E2E_IMAGES.
+build_busybox_image() {
+  local image=$1 context
+  context=$(mktemp -d)
+  {
+    echo "FROM ${BASE_IMAGE}"
+    echo "RUN DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq --no-install-recommends busybox && rm -rf /var/lib/apt/lists/* && mkdir -p /opt/busybox && busybox --install -s /opt/busybox"
+    echo 'ENV PATH=/opt/busybox:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    echo 'CMD ["sh"]'
+  } >"${context}/Dockerfile"
+  nice -n 15 docker build --quiet --tag "${image}" "${context}" >/dev/null
+  rm -rf "${context}"
+}
+
+workload_images() {
+  "${kind_dir}/base-image.sh" image
+  BASE_IMAGE=$("${kind_dir}/base-image.sh" name)
+  local busybox="${REPOSITORY}/busybox:bookworm"
+  ensure_image "${busybox}" build_busybox_image "${busybox}"
+  echo "ubuntu:latest=${BASE_IMAGE} busybox:1.37=${busybox}"
+}
+
 kind_config() {
   load_binaries
   cat <<EOF
@@ -267,5 +391,8 @@ case ${1:-} in
   node) node_image ;;
   kind-config) kind_config ;;
   multus) multus_image ;;
-  *) echo "usage: hack/kind/images.sh node|kind-config|multus" >&2; exit 2 ;;
+  whereabouts) whereabouts_image ;;
+  netservice) netservice_image "${2:-}" ;;
+  workloads) workload_images ;;
+  *) echo "usage: hack/kind/images.sh node|kind-config|multus|whereabouts|netservice IMAGE|workloads" >&2; exit 2 ;;
 esac
