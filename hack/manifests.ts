@@ -68,3 +68,36 @@ type Crd = {
   spec?: { group?: string; names?: { plural?: string }; versions?: { name: string; storage?: boolean }[] };
   status?: { conditions?: { type: string; status: string }[] };
 };
+
+/**
+ * The local stand-ins of public images, from NETSERVICE_E2E_IMAGES as
+ * `hack/kind/images.sh workloads` prints it ("PUBLIC=LOCAL PUBLIC=LOCAL"):
+ * what a cluster that reaches no registry runs instead.
+ */
+export function parseImageMap(value: string): Map<string, string> {
+  const images = new Map<string, string>();
+  for (const pair of value.split(/\s+/).filter(Boolean)) {
+    const separator = pair.indexOf("=");
+    if (separator <= 0 || separator === pair.length - 1) throw new Error(`NETSERVICE_E2E_IMAGES: "${pair}" is not PUBLIC=LOCAL`);
+    images.set(pair.slice(0, separator), pair.slice(separator + 1));
+  }
+  return images;
+}
+
+type PodSpecLike = { containers?: { image?: string }[]; initContainers?: { image?: string }[] };
+
+/** The objects with each container image the map names replaced (Pods, and the pod templates of workloads). */
+export function withLocalImages<T extends KubeObject>(objects: T[], images: Map<string, string>): T[] {
+  if (images.size === 0) return objects;
+  const swap = (spec: PodSpecLike | undefined): PodSpecLike | undefined => spec && {
+    ...spec,
+    ...(spec.containers && { containers: spec.containers.map((c) => ({ ...c, image: images.get(c.image ?? "") ?? c.image })) }),
+    ...(spec.initContainers && { initContainers: spec.initContainers.map((c) => ({ ...c, image: images.get(c.image ?? "") ?? c.image })) }),
+  };
+  return objects.map((object) => {
+    const spec = object.spec as { template?: { spec?: PodSpecLike } } & PodSpecLike | undefined;
+    if (object.kind === "Pod") return { ...object, spec: swap(spec) };
+    if (spec?.template?.spec) return { ...object, spec: { ...spec, template: { ...spec.template, spec: swap(spec.template.spec) } } };
+    return object;
+  });
+}

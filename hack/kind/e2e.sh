@@ -3,13 +3,18 @@
 # (thick plugin), the CNI reference plugins and whereabouts; netservice built
 # into an image and installed from deploy/; the original samples; then a real
 # DNS check (a pod on the core network resolves the NetService's name through
-# CoreDNS and pings every address it gets) and the shared end-to-end test file.
+# CoreDNS and pings every address it gets), the shared end-to-end test file
+# and the tests of test/kind/ (networking across nodes, faults of real parts).
 # See hack/kind/README.md.
 #
-#   hack/kind/e2e.sh [--keep] [--name NAME]
+#   hack/kind/e2e.sh [--keep] [--name NAME] [--build-images]
 #
-# Needs docker (with buildx), kind, kubectl, curl, tar, sha256sum (or shasum)
-# and npm. The cluster is deleted on exit unless --keep is given.
+# By default it takes public images and release downloads and needs docker
+# (with buildx), kind, kubectl, curl, tar, sha256sum (or shasum) and npm.
+# With --build-images (npm run test:kind) it needs no registry and no
+# download site: Docker, kind and every image are built on this machine
+# (hack/kind/local-cluster.sh). The cluster is deleted on exit unless --keep
+# is given.
 set -euo pipefail
 
 readonly MULTUS_VERSION=v4.2.4
@@ -24,16 +29,20 @@ readonly MIN_KUBERNETES_MINOR=30
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 readonly repo_root
 readonly kind_dir="${repo_root}/hack/kind"
+# shellcheck source=hack/kind/lib.sh
+source "${kind_dir}/lib.sh"
 
 cluster_name=${KIND_CLUSTER_NAME:-netservice-e2e}
 keep=false
+build_images=false
 
 usage() {
   cat <<EOF
-Usage: hack/kind/e2e.sh [--keep] [--name NAME]
+Usage: hack/kind/e2e.sh [--keep] [--name NAME] [--build-images]
 
-  --keep        leave the cluster (and its kubeconfig) in place at the end
-  --name NAME   kind cluster name (default: \$KIND_CLUSTER_NAME, else netservice-e2e)
+  --keep          leave the cluster (and its kubeconfig) in place at the end
+  --name NAME     kind cluster name (default: \$KIND_CLUSTER_NAME, else netservice-e2e)
+  --build-images  reach no registry: build Docker's setup, kind and every image here
 
 Environment: KIND_NODE_IMAGE (kindest/node image; default: the kind release's own).
 EOF
@@ -47,29 +56,35 @@ while [[ $# -gt 0 ]]; do
       cluster_name=$2
       shift
       ;;
+    --build-images) build_images=true ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
   shift
 done
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
-
-for tool in docker kind kubectl curl tar npm; do
-  command -v "${tool}" >/dev/null || fail "${tool} is required (see hack/kind/README.md)"
-done
-if command -v sha256sum >/dev/null; then
-  sha256_check() { sha256sum -c "$1"; }
-elif command -v shasum >/dev/null; then
-  sha256_check() { shasum -a 256 -c "$1"; }
+if [[ ${build_images} == true ]]; then
+  for tool in go npm; do
+    command -v "${tool}" >/dev/null || fail "${tool} is required (see hack/kind/README.md)"
+  done
 else
-  fail "sha256sum or shasum is required"
+  for tool in docker kind kubectl curl tar npm; do
+    command -v "${tool}" >/dev/null || fail "${tool} is required (see hack/kind/README.md)"
+  done
+  if command -v sha256sum >/dev/null; then
+    sha256_check() { sha256sum -c "$1"; }
+  elif command -v shasum >/dev/null; then
+    sha256_check() { shasum -a 256 -c "$1"; }
+  else
+    fail "sha256sum or shasum is required"
+  fi
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/netservice-kind.XXXXXX")
 export KUBECONFIG="${work}/kubeconfig"
 cluster_created=false
+# The kind binary: the one on PATH, or with --build-images the one built here.
+kind_command=kind
 
 diagnose() {
   log "diagnostics"
@@ -90,7 +105,7 @@ cleanup() {
   else
     if [[ ${cluster_created} == true ]]; then
       log "deleting cluster ${cluster_name}"
-      kind delete cluster --name "${cluster_name}" || true
+      "${kind_command}" delete cluster --name "${cluster_name}" || true
     fi
     rm -rf "${work}"
   fi
@@ -146,63 +161,58 @@ install_cni_plugins() {
 }
 
 install_multus() {
-  log "installing Multus ${MULTUS_VERSION} (thick plugin)"
   local dir="${work}/multus"
   mkdir -p "${dir}"
   fetch "https://raw.githubusercontent.com/k8snetworkplumbingwg/multus-cni/${MULTUS_VERSION}/deployments/multus-daemonset-thick.yml" \
     "${dir}/multus-daemonset-thick.yml"
-  # The release's manifest names the snapshot image: pin the release's own.
-  # Its 50Mi memory limit is known to OOM-kill the daemon when many pods start
-  # at once (k8snetworkplumbingwg/multus-cni#1346).
-  cat >"${dir}/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources: [multus-daemonset-thick.yml]
-images:
-  - name: ghcr.io/k8snetworkplumbingwg/multus-cni
-    newTag: ${MULTUS_VERSION}-thick
-patches:
-  - target: {kind: DaemonSet, name: kube-multus-ds}
-    patch: |-
-      - op: replace
-        path: /spec/template/spec/containers/0/resources
-        value: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 512Mi}}
-EOF
-  kubectl apply -k "${dir}"
-  kubectl -n kube-system rollout status daemonset/kube-multus-ds --timeout=300s
+  install_multus_from "${dir}" "ghcr.io/k8snetworkplumbingwg/multus-cni:${MULTUS_VERSION}-thick"
 }
 
 install_whereabouts() {
-  log "installing whereabouts ${WHEREABOUTS_VERSION}"
   local dir="${work}/whereabouts" file
   local base="https://raw.githubusercontent.com/k8snetworkplumbingwg/whereabouts/${WHEREABOUTS_VERSION}/doc/crds"
-  local files=(
-    whereabouts.cni.cncf.io_ippools.yaml
-    whereabouts.cni.cncf.io_overlappingrangeipreservations.yaml
-    whereabouts.cni.cncf.io_nodeslicepools.yaml
-    daemonset-install.yaml
-  )
   mkdir -p "${dir}"
-  for file in "${files[@]}"; do fetch "${base}/${file}" "${dir}/${file}"; done
-  {
-    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
-    echo "kind: Kustomization"
-    echo "resources:"
-    for file in "${files[@]}"; do echo "  - ${file}"; done
-    echo "images:"
-    echo "  - name: ghcr.io/k8snetworkplumbingwg/whereabouts"
-    echo "    newTag: ${WHEREABOUTS_VERSION}"
-  } >"${dir}/kustomization.yaml"
-  kubectl apply -k "${dir}"
-  kubectl -n kube-system rollout status daemonset/whereabouts --timeout=300s
+  for file in "${WHEREABOUTS_FILES[@]}"; do fetch "${base}/${file}" "${dir}/${file}"; done
+  install_whereabouts_from "${dir}" "ghcr.io/k8snetworkplumbingwg/whereabouts:${WHEREABOUTS_VERSION}"
+}
+
+# The cluster, Multus and whereabouts from images built here (local-cluster.sh).
+create_local_cluster() {
+  # The binaries local-cluster.sh uses: kind, and kubectl of the same Kubernetes version.
+  local node=node
+  [[ -x ${repo_root}/node_modules/.bin/node ]] && node=${repo_root}/node_modules/.bin/node
+  eval "$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)"
+  kind_command=${KIND}
+  PATH="${KUBERNETES_DIR}:${PATH}"
+  "${kind_dir}/docker.sh" up
+  if "${kind_command}" get clusters | grep -qx "${cluster_name}"; then
+    fail "a kind cluster named ${cluster_name} exists already; delete it (hack/kind/local-cluster.sh delete --name ${cluster_name}) or pass --name"
+  fi
+  log "creating kind cluster ${cluster_name} from images built here"
+  cluster_created=true
+  local exports
+  exports=$("${kind_dir}/local-cluster.sh" create --name "${cluster_name}")
+  KUBECONFIG=$(sed -n 's/^export KUBECONFIG=//p' <<<"${exports}")
+  [[ -s ${KUBECONFIG} ]] || fail "local-cluster.sh printed no kubeconfig: ${exports}"
+  export KUBECONFIG
+  # The samples' images and the DNS client's, as local stand-ins.
+  NETSERVICE_E2E_IMAGES=$("${kind_dir}/images.sh" workloads)
+  export NETSERVICE_E2E_IMAGES
+  local pair
+  for pair in ${NETSERVICE_E2E_IMAGES}; do "${kind_command}" load docker-image "${pair#*=}" --name "${cluster_name}"; done
 }
 
 install_netservice() {
   log "building ${IMAGE} and loading it into the nodes"
-  # No attestations: kind's import (ctr) fails on an image index whose
-  # attestation manifest docker save leaves out (kubernetes-sigs/kind#3795).
-  docker buildx build --load --provenance=false --sbom=false --tag "${IMAGE}" "${repo_root}"
-  kind load docker-image "${IMAGE}" --name "${cluster_name}"
+  if [[ ${build_images} == true ]]; then
+    # The same Dockerfile, on Node 24 base images built here.
+    "${kind_dir}/images.sh" netservice "${IMAGE}"
+  else
+    # No attestations: kind's import (ctr) fails on an image index whose
+    # attestation manifest docker save leaves out (kubernetes-sigs/kind#3795).
+    docker buildx build --load --provenance=false --sbom=false --tag "${IMAGE}" "${repo_root}"
+  fi
+  "${kind_command}" load docker-image "${IMAGE}" --name "${cluster_name}"
 
   log "installing deploy/ (image ${IMAGE})"
   kubectl apply --server-side -k "${kind_dir}/overlay"
@@ -213,7 +223,7 @@ install_netservice() {
 apply_samples() {
   log "applying the networks and the samples"
   kubectl apply -f "${kind_dir}/networks.yaml"
-  kubectl apply -f "${repo_root}/hack/demo/samples/"
+  with_local_images "${repo_root}"/hack/demo/samples/*.yaml | kubectl apply -f -
   kubectl -n default rollout status deployment/utils --timeout=600s
 }
 
@@ -246,7 +256,7 @@ resolve() {
 dns_check() {
   local name=corens fqdn=corens.default.svc.cluster.local. expected resolved address deadline=$((SECONDS + 120))
   log "DNS check: ${fqdn} from a pod on the core network"
-  kubectl apply -f "${kind_dir}/dns-client.yaml"
+  with_local_images "${kind_dir}/dns-client.yaml" | kubectl apply -f -
   kubectl -n default wait --for=condition=Ready pod/netservice-dns-client --timeout=300s
   expected=$(published_addresses "${name}")
   while :; do
@@ -266,17 +276,23 @@ dns_check() {
 }
 
 run_e2e_tests() {
-  log "running test/e2e/netservice.e2e.test.ts against kind"
+  log "running test/e2e/netservice.e2e.test.ts and test/kind/ against kind"
   cd "${repo_root}"
   [[ -x node_modules/.bin/tap ]] || npm ci
-  NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" npx tap test/e2e/netservice.e2e.test.ts
+  # The run's last lines are tap's summary; a failed test fails the script.
+  NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" NETSERVICE_KIND_CLUSTER="${cluster_name}" \
+    npx tap --timeout=900 test/e2e/netservice.e2e.test.ts "test/kind/*.test.ts"
 }
 
 main() {
-  create_cluster
-  install_cni_plugins
-  install_multus
-  install_whereabouts
+  if [[ ${build_images} == true ]]; then
+    create_local_cluster
+  else
+    create_cluster
+    install_cni_plugins
+    install_multus
+    install_whereabouts
+  fi
   install_netservice
   apply_samples
   wait_for_endpoints corens 3

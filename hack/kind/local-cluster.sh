@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # A kind cluster from locally built images only (hack/kind/images.sh), for a
-# machine that reaches no image registry. Work in progress toward
-# `hack/kind/e2e.sh --build-images` (issue 11): it creates the cluster, its
-# primary pod network and Multus (thick plugin); whereabouts and netservice
-# are not installed yet. See "Building everything locally" in
+# machine that reaches no image registry: the cluster, its primary pod
+# network, Multus (thick plugin) and whereabouts. `hack/kind/e2e.sh
+# --build-images` (npm run test:kind) creates it this way, then installs
+# netservice and tests. See "Building everything locally" in
 # hack/kind/README.md.
 #
 #   hack/kind/local-cluster.sh create [--name NAME]   # prints `export KUBECONFIG=...` last
 #   hack/kind/local-cluster.sh delete [--name NAME]
 #   hack/kind/local-cluster.sh multus [--name NAME]   # (re)installs Multus on a running cluster
+#   hack/kind/local-cluster.sh whereabouts [--name NAME]
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -17,8 +18,8 @@ readonly kind_dir="${repo_root}/hack/kind"
 cache=${NETSERVICE_CACHE:-${HOME}/.cache/netservice}
 readonly run_dir="${cache}/run"
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=hack/kind/lib.sh
+source "${kind_dir}/lib.sh"
 
 command=${1:-}
 shift || true
@@ -78,34 +79,34 @@ EOF
   done
 }
 
-# Multus' own thick-plugin manifest, from its Go module, with the image built
-# here and the daemon's memory limit of hack/kind/e2e.sh.
+# The folder of a Go module that hack/tools/TOOL pins.
+module_dir() {
+  (cd "${repo_root}/hack/tools/$1" && go list -m -f '{{.Dir}}' "$2")
+}
+
+# Multus' own thick-plugin manifest, from its Go module, with the image built here.
 install_multus() {
-  local image module dir
+  local image dir
   image=$("${kind_dir}/images.sh" multus)
-  log "installing Multus (thick plugin) as ${image}"
   "${KIND}" load docker-image "${image}" --name "${cluster_name}"
-  module=$(cd "${repo_root}/hack/tools/multus-thick" && go list -m -f '{{.Dir}}' gopkg.in/k8snetworkplumbingwg/multus-cni.v4)
   dir=$(mktemp -d)
-  cp "${module}/deployments/multus-daemonset-thick.yml" "${dir}/"
-  cat >"${dir}/kustomization.yaml" <<EOF
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-resources: [multus-daemonset-thick.yml]
-images:
-  - name: ghcr.io/k8snetworkplumbingwg/multus-cni
-    newName: ${image%:*}
-    newTag: ${image##*:}
-patches:
-  - target: {kind: DaemonSet, name: kube-multus-ds}
-    patch: |-
-      - op: replace
-        path: /spec/template/spec/containers/0/resources
-        value: {requests: {cpu: 100m, memory: 64Mi}, limits: {memory: 512Mi}}
-EOF
-  kubectl apply -k "${dir}"
+  cp "$(module_dir multus-thick gopkg.in/k8snetworkplumbingwg/multus-cni.v4)/deployments/multus-daemonset-thick.yml" "${dir}/"
+  chmod u+w "${dir}"/*
+  install_multus_from "${dir}" "${image}"
   rm -rf "${dir}"
-  kubectl -n kube-system rollout status daemonset/kube-multus-ds --timeout=300s
+}
+
+# whereabouts' own manifests, from its Go module, with the image built here.
+install_whereabouts() {
+  local image dir module file
+  image=$("${kind_dir}/images.sh" whereabouts)
+  "${KIND}" load docker-image "${image}" --name "${cluster_name}"
+  module=$(module_dir whereabouts github.com/k8snetworkplumbingwg/whereabouts)
+  dir=$(mktemp -d)
+  for file in "${WHEREABOUTS_FILES[@]}"; do cp "${module}/doc/crds/${file}" "${dir}/"; done
+  chmod u+w "${dir}"/*
+  install_whereabouts_from "${dir}" "${image}"
+  rm -rf "${dir}"
 }
 
 create() {
@@ -122,6 +123,7 @@ create() {
   install_primary_network
   kubectl wait --for=condition=Ready nodes --all --timeout=300s
   install_multus
+  install_whereabouts
   kubectl get nodes -o wide >&2
   kubectl get pods -A -o wide >&2
   echo "export KUBECONFIG=${kubeconfig}"
@@ -141,5 +143,6 @@ case ${command} in
   create) create ;;
   delete) delete ;;
   multus) binaries; use_cluster; install_multus ;;
-  *) echo "usage: hack/kind/local-cluster.sh create|delete|multus [--name NAME]" >&2; exit 2 ;;
+  whereabouts) binaries; use_cluster; install_whereabouts ;;
+  *) echo "usage: hack/kind/local-cluster.sh create|delete|multus|whereabouts [--name NAME]" >&2; exit 2 ;;
 esac

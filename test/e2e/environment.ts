@@ -7,13 +7,15 @@
 // saying what is missing. With NETSERVICE_E2E_KUBECONFIG: a real cluster
 // where deploy/ is installed and Multus runs (hack/kind/e2e.sh); tests that
 // need to steer the simulation (flip readiness, restart an agent) are skipped
-// there.
+// there, and NETSERVICE_E2E_IMAGES names the local stand-ins of the samples'
+// public images where the cluster reaches no registry.
 import type { Test } from "tap";
 import { KubeConfig } from "@kubernetes/client-node";
 import { Applier } from "../../common/kube/apply.ts";
 import { makeClients, type KubeClients } from "../../common/kube/client.ts";
 import { createRootLogger } from "../../common/log.ts";
 import { LocalSystem, type LocalSystemOptions } from "../../hack/local-system.ts";
+import { parseImageMap } from "../../hack/manifests.ts";
 import { realNetworkingAvailable } from "../helpers/real-network.ts";
 import { boundedTeardown } from "../helpers/teardown.ts";
 
@@ -22,6 +24,8 @@ export type E2eEnvironment = {
   applier: Applier;
   /** Present when the test steers a local simulated cluster (its `network` is set on real networking). */
   local?: LocalSystem;
+  /** Public image -> its local stand-in, on a cluster that reaches no registry (NETSERVICE_E2E_IMAGES); empty otherwise. */
+  images: Map<string, string>;
 };
 
 /** The local system's pods' networks, from NETSERVICE_E2E_NETWORK: "simulated" (default) or "real". */
@@ -40,12 +44,13 @@ export async function openEnvironment(t: Test, options: LocalSystemOptions = {})
     kubeConfig.loadFromFile(kubeconfig);
     const clients = makeClients(kubeConfig, { userAgent: "netservice-e2e/0.1.0" });
     boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
-    return { clients, applier: new Applier(clients.http, { fieldManager: "netservice-e2e" }) };
+    const images = parseImageMap(process.env.NETSERVICE_E2E_IMAGES ?? "");
+    return { clients, applier: new Applier(clients.http, { fieldManager: "netservice-e2e" }), images };
   }
   const network = e2eNetwork();
   if (network === "real" && !(await realNetworkingAvailable(t))) return undefined;
   const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
   const local = await LocalSystem.start({ report: (line) => t.comment(line), logger, network, ...options });
   t.teardown(() => local.stop());
-  return { clients: local.clients, applier: new Applier(local.clients.http, { fieldManager: "netservice-e2e" }), local };
+  return { clients: local.clients, applier: new Applier(local.clients.http, { fieldManager: "netservice-e2e" }), local, images: new Map() };
 }

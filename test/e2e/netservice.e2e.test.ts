@@ -7,7 +7,7 @@
 // (hack/kind/e2e.sh sets NETSERVICE_E2E_KUBECONFIG).
 import path from "node:path";
 import t from "tap";
-import { loadManifests, applyManifests } from "../../hack/manifests.ts";
+import { loadManifests, applyManifests, withLocalImages } from "../../hack/manifests.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
 import { dnsAt } from "../helpers/real-network.ts";
 import {
@@ -22,16 +22,16 @@ const timeout = { timeoutMs: 90_000 };
 const env = await openEnvironment(t);
 if (env) await endToEnd(env);
 
-async function endToEnd({ clients, applier, local }: E2eEnvironment) {
+async function endToEnd({ clients, applier, local, images }: E2eEnvironment) {
   const localOnly = local ? {} : { skip: "needs the local simulated cluster" };
   // Real Multus attaches a pod once, in its sandbox's CNI ADD: nothing gives a running pod a new address.
   const fakeMultusOnly = local?.network ? { skip: "needs the fake Multus: real Multus (CNI) has no way to change a running pod's address" } : localOnly;
 
   // On a real cluster the networks are the cluster's own (hack/kind/networks.yaml); the simulation gets the demo's.
-  await applyManifests(applier, clients.http, await loadManifests(
+  await applyManifests(applier, clients.http, withLocalImages(await loadManifests(
     ...(local ? [path.join(demo, "networks.yaml")] : []),
     ...["multi.yaml", "core.yaml", "access.yaml"].map((file) => path.join(demo, "samples", file)),
-  ));
+  ), images));
 
   const netServicePath = (name: string, namespace = "default") => `/apis/svcctl.metaswitch.com/v1alpha1/namespaces/${namespace}/netservices/${name}`;
   const patchNetService = (name: string, patch: unknown) =>
@@ -186,7 +186,7 @@ async function endToEnd({ clients, applier, local }: E2eEnvironment) {
     await applier.apply({
       apiVersion: "v1", kind: "Pod",
       metadata: { name: "solo", namespace: "default", labels: { app: "solo" }, annotations: { "k8s.v1.cni.cncf.io/networks": "networks/noipam,networks/core" } },
-      spec: { containers: [{ name: "solo", image: "ubuntu:latest", command: ["tail", "-f", "/dev/null"] }], terminationGracePeriodSeconds: 0 },
+      spec: { containers: [{ name: "solo", image: images.get("ubuntu:latest") ?? "ubuntu:latest", command: ["tail", "-f", "/dev/null"] }], terminationGracePeriodSeconds: 0 },
     });
     for (const [name, netAttachDef] of [["solo-noipam", "networks/noipam"], ["solo-core", "networks/core"]]) {
       await applier.apply({ apiVersion: "svcctl.metaswitch.com/v1alpha1", kind: "NetService", metadata: { name, namespace: "default" }, spec: { netAttachDef, selector: { app: "solo" } } });
