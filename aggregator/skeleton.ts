@@ -10,6 +10,16 @@
 // required anyway). A create records its fields under an "Update" entry of the
 // field manager, which later applies do not clean up: a port or annotation in
 // the skeleton would stay on the object after the NetService dropped it.
+//
+// One exception: the template Service's selector. The API server chooses a
+// Service's IP families when it creates it, from whether it has a selector: a
+// headless Service without one gets both families on any cluster, and adding
+// a selector to it afterwards is refused on a single-stack cluster ("this
+// cluster is not configured for dual-stack services"), which a kind cluster
+// showed. So the template is created with its selector, and gets the
+// cluster's default families as any headless Service with a selector does.
+// The selector never outlives a change: the repair patch
+// (serviceRepairPatch) makes it exactly the NetService's before each apply.
 import type { KubeObject } from "../common/kube/object.ts";
 import { resourcePath } from "../common/kube/resources.ts";
 import type { OwnedKind } from "./plan.ts";
@@ -22,8 +32,10 @@ export function creationSkeleton(kind: OwnedKind, desired: KubeObject): KubeObje
     metadata: { name, namespace, labels, ownerReferences },
   };
   switch (kind) {
-    case "Service":
-      return { ...base, spec: { clusterIP: "None" } };
+    case "Service": {
+      const selector = (desired.spec as { selector?: Record<string, string> } | undefined)?.selector;
+      return { ...base, spec: { clusterIP: "None", ...(selector ? { selector } : {}) } };
+    }
     case "Endpoints":
       return base;
     case "EndpointSlice":

@@ -67,14 +67,17 @@ install_whereabouts_from() {
   kubectl -n kube-system rollout status daemonset/whereabouts --timeout=300s
 }
 
-# Prints the manifests FILE... with every `image: PUBLIC` that
-# NETSERVICE_E2E_IMAGES maps ("PUBLIC=LOCAL PUBLIC=LOCAL ...") replaced by its
-# local stand-in; unchanged when the variable is empty.
+# Prints the manifests FILE..., one YAML document stream (a --- between
+# files), with every `image: PUBLIC` that NETSERVICE_E2E_IMAGES maps
+# ("PUBLIC=LOCAL PUBLIC=LOCAL ...") replaced by its local stand-in.
 with_local_images() {
-  local script=() pair
+  local script=(-e '') pair file
   for pair in ${NETSERVICE_E2E_IMAGES:-}; do
     [[ ${pair} == *=* ]] || fail "NETSERVICE_E2E_IMAGES: \"${pair}\" is not PUBLIC=LOCAL"
     script+=(-e "s|^\([[:space:]-]*image:[[:space:]]*\)${pair%%=*}[[:space:]]*\$|\1${pair#*=}|")
   done
-  if [[ ${#script[@]} -eq 0 ]]; then cat "$@"; else sed "${script[@]}" "$@"; fi
+  for file in "$@"; do
+    echo "---"
+    sed "${script[@]}" "${file}"
+  done
 }

@@ -286,7 +286,9 @@ t.test("planNetService: an object merely labelled for the NetService is never de
 t.test("creation skeletons hold only what is never removed later", async (t) => {
   const services = desiredServices(corens);
   const skeleton = creationSkeleton("Service", services.template as KubeObject);
-  t.same(skeleton.spec, { clusterIP: "None" }, "no selector, ports or families: those are applied after");
+  t.same(skeleton.spec, { clusterIP: "None", selector: { app: "utils" } },
+    "the template has its selector from the start (the API server picks the families at creation), no ports or families");
+  t.same(creationSkeleton("Service", services.headless as KubeObject).spec, { clusterIP: "None" }, "the named Service: no selector, ports or families");
   t.same(skeleton.metadata?.ownerReferences, [ownerRef("corens", "uid-corens")], "controlled from its first moment, so it is never orphaned");
   const endpoints = creationSkeleton("Endpoints", desiredEndpoints(corens, twoPods, "2026-01-01T00:00:00.000Z") as KubeObject);
   t.equal(endpoints.metadata?.labels?.["endpointslice.kubernetes.io/skip-mirror"], "true", "never mirrored, even for a moment");
