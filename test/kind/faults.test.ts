@@ -96,9 +96,12 @@ async function faultTests(cluster: KindCluster) {
 
   t.test("a real agent pod's own token may write its node's report and is denied another node's", async (t) => {
     const agent = await agentPodOn(cluster, workerA);
-    // The token the kubelet projected into the agent's pod, read from the node (the image has no shell).
+    // The token the kubelet projected into the agent's pod, read from the node
+    // (the image has no shell): the file behind the volume's token symlink,
+    // which the kernel's protected_symlinks would not let root follow in
+    // that sticky folder.
     const token = (await run("docker", ["exec", workerA, "sh", "-c",
-      `cat /var/lib/kubelet/pods/${agent.metadata.uid}/volumes/kubernetes.io~projected/*/token`])).trim();
+      `cat /var/lib/kubelet/pods/${agent.metadata.uid}/volumes/kubernetes.io~projected/*/..data/token`])).trim();
     t.ok(token.split(".").length === 3, "a JWT");
     const admin = new KubeConfig();
     admin.loadFromFile(cluster.kubeconfig);
