@@ -179,6 +179,7 @@ install_whereabouts() {
 # The cluster, Multus and whereabouts from images built here (local-cluster.sh).
 create_local_cluster() {
   # The binaries local-cluster.sh uses: kind, and kubectl of the same Kubernetes version.
+  ensure_build_packages
   local node=node
   [[ -x ${repo_root}/node_modules/.bin/node ]] && node=${repo_root}/node_modules/.bin/node
   eval "$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)"

@@ -7,6 +7,20 @@
 log() { printf '\n==> %s\n' "$*" >&2; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
 
+# Debian's packages that building the kind setup needs, installed when
+# missing (as root): libseccomp-dev for runc's seccomp build, debootstrap for
+# the Debian base image.
+ensure_build_packages() {
+  local missing=()
+  [[ -f /usr/include/seccomp.h ]] || missing+=(libseccomp-dev)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  [[ ${#missing[@]} -eq 0 ]] && return
+  [[ ${EUID} -eq 0 ]] || fail "missing ${missing[*]}; as root: apt-get install ${missing[*]}"
+  log "installing ${missing[*]} (Debian's packages)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+}
+
 # Writes into DIR a kustomization of Multus' thick-plugin manifest
 # (multus-daemonset-thick.yml, already in DIR) running IMAGE (name:tag). The
 # release's manifest names a snapshot image, hence the pin; its 50Mi memory

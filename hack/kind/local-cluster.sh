@@ -37,6 +37,7 @@ readonly kubeconfig="${run_dir}/kind-${cluster_name}.kubeconfig"
 KIND='' KUBERNETES_DIR=''
 
 binaries() {
+  ensure_build_packages
   local node=node assignments
   [[ -x ${repo_root}/node_modules/.bin/node ]] && node=${repo_root}/node_modules/.bin/node
   assignments=$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)
