@@ -85,6 +85,8 @@ export KUBECONFIG="${work}/kubeconfig"
 cluster_created=false
 # The kind binary: the one on PATH, or with --build-images the one built here.
 kind_command=kind
+# With --build-images, set from hack/kind/build.ts's output (its other paths are not used here).
+KIND='' KUBERNETES_DIR=''
 
 diagnose() {
   log "diagnostics"
@@ -180,9 +182,10 @@ install_whereabouts() {
 create_local_cluster() {
   # The binaries local-cluster.sh uses: kind, and kubectl of the same Kubernetes version.
   ensure_build_packages
-  local node=node
+  local node=node assignments
   [[ -x ${repo_root}/node_modules/.bin/node ]] && node=${repo_root}/node_modules/.bin/node
-  eval "$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)"
+  assignments=$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)
+  eval "${assignments}"
   kind_command=${KIND}
   PATH="${KUBERNETES_DIR}:${PATH}"
   "${kind_dir}/docker.sh" up

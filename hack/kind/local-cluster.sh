@@ -87,11 +87,12 @@ module_dir() {
 
 # Multus' own thick-plugin manifest, from its Go module, with the image built here.
 install_multus() {
-  local image dir
+  local image dir module
   image=$("${kind_dir}/images.sh" multus)
   "${KIND}" load docker-image "${image}" --name "${cluster_name}"
+  module=$(module_dir multus-thick gopkg.in/k8snetworkplumbingwg/multus-cni.v4)
   dir=$(mktemp -d)
-  cp "$(module_dir multus-thick gopkg.in/k8snetworkplumbingwg/multus-cni.v4)/deployments/multus-daemonset-thick.yml" "${dir}/"
+  cp "${module}/deployments/multus-daemonset-thick.yml" "${dir}/"
   chmod u+w "${dir}"/*
   install_multus_from "${dir}" "${image}"
   rm -rf "${dir}"
