@@ -226,6 +226,7 @@ install_netservice() {
   kubectl apply --server-side -k "${kind_dir}/overlay"
   kubectl -n "${SYSTEM_NAMESPACE}" rollout status daemonset/netservice-agent --timeout=300s
   kubectl -n "${SYSTEM_NAMESPACE}" rollout status deployment/netservice-aggregator --timeout=300s
+  kubectl get pods --all-namespaces -o wide >&2
 }
 
 apply_samples() {
