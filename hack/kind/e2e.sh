@@ -185,11 +185,7 @@ install_whereabouts() {
 # The cluster, Multus and whereabouts from images built here (local-cluster.sh).
 create_local_cluster() {
   # The binaries local-cluster.sh uses: kind, and kubectl of the same Kubernetes version.
-  ensure_build_packages
-  local node=node assignments
-  [[ -x ${repo_root}/node_modules/.bin/node ]] && node=${repo_root}/node_modules/.bin/node
-  assignments=$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)
-  eval "${assignments}"
+  load_kind_binaries
   kind_command=${KIND}
   PATH="${KUBERNETES_DIR}:${PATH}"
   "${kind_dir}/docker.sh" up
@@ -289,8 +285,10 @@ run_e2e_tests() {
   cd "${repo_root}"
   [[ -x node_modules/.bin/tap ]] || npm ci
   # The run's last lines are tap's summary; a failed test fails the script.
+  # One file at a time, in this order: they share the cluster and its
+  # samples, and the faults (a worker stopped and started) come last.
   NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" NETSERVICE_KIND_CLUSTER="${cluster_name}" \
-    npx tap --timeout=900 test/e2e/netservice.e2e.test.ts "test/kind/*.test.ts"
+    npx tap --jobs=1 --timeout=900 test/e2e/netservice.e2e.test.ts test/kind/network.test.ts test/kind/faults.test.ts
 }
 
 main() {

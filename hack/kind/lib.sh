@@ -21,6 +21,18 @@ ensure_build_packages() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 }
 
+# Builds (or finds cached) the binaries of the kind setup and sets the
+# variables hack/kind/build.ts prints (KIND, KUBERNETES_DIR, ...), with Node
+# 24 from the npm package `node` as the npm scripts run it (the machine's own
+# may be older). Needs repo_root.
+load_kind_binaries() {
+  local root=${repo_root:?load_kind_binaries needs repo_root} node=node assignments
+  ensure_build_packages
+  [[ -x ${root}/node_modules/.bin/node ]] && node=${root}/node_modules/.bin/node
+  assignments=$(cd "${root}" && nice -n 15 "${node}" hack/kind/build.ts)
+  eval "${assignments}"
+}
+
 # Writes into DIR a kustomization of Multus' thick-plugin manifest
 # (multus-daemonset-thick.yml, already in DIR) running IMAGE (name:tag). The
 # release's manifest names a snapshot image, hence the pin; its 50Mi memory

@@ -37,11 +37,7 @@ readonly kubeconfig="${run_dir}/kind-${cluster_name}.kubeconfig"
 KIND='' KUBERNETES_DIR=''
 
 binaries() {
-  ensure_build_packages
-  local node=node assignments
-  [[ -x ${repo_root}/node_modules/.bin/node ]] && node=${repo_root}/node_modules/.bin/node
-  assignments=$(cd "${repo_root}" && nice -n 15 "${node}" hack/kind/build.ts)
-  eval "${assignments}"
+  load_kind_binaries
 }
 
 # kindnet's job, by hand (its image is not built here): each node's pods on
@@ -73,10 +69,20 @@ install_primary_network() {
   ]
 }
 EOF
+    # The routes, now and at every start of the node's container (a
+    # `docker stop` and `start` of a node, as test/kind/faults.test.ts does,
+    # drops them), as a systemd unit in the node.
+    local routes=()
     for other in "${!cidrs[@]}"; do
       [[ ${other} == "${node}" ]] && continue
-      docker exec "${node}" ip route replace "${cidrs[${other}]}" via "${addresses[${other}]}"
+      routes+=("ExecStart=/usr/sbin/ip route replace ${cidrs[${other}]} via ${addresses[${other}]}")
     done
+    printf '%s\n' \
+      "[Unit]" "Description=routes to the other kind nodes' pod networks (netservice's hack/kind/local-cluster.sh)" \
+      "After=network.target" "[Service]" "Type=oneshot" "RemainAfterExit=yes" "${routes[@]}" \
+      "[Install]" "WantedBy=multi-user.target" |
+      docker exec --interactive "${node}" sh -c 'cat >/etc/systemd/system/kind-pod-routes.service'
+    docker exec "${node}" systemctl enable --now kind-pod-routes.service
   done
 }
 
