@@ -4,7 +4,8 @@
 // rates (per second: 2 creations, 2 deletions, 10 readiness flips, 4 address
 // changes). The aggregator and sim-node-0's agent run as processes of their
 // own (the admin kubeconfig, a client certificate); the other agents run in
-// this process. Prints one JSON line: VmHWM and VmRSS of both at the end.
+// this process. Prints one JSON line: VmHWM, VmRSS and CPU seconds (since
+// start) of both at the end.
 //
 //   node hack/mem/load.ts
 //   node hack/mem/load.ts --node-option=--max-semi-space-size=1      Node flags for both programs
@@ -74,18 +75,10 @@ try {
   ];
   const failures: unknown[] = [];
   const timers = actions.map(([perSecond, act]) => setInterval(() => void act().catch((err: unknown) => failures.push(err)), 1000 / perSecond));
-  const peak: Record<string, number> = {};
-  const sampler = setInterval(() => {
-    for (const [name, child] of [["agent", agent], ["aggregator", aggregator]] as const) {
-      const stats = readProcStats(child.pid);
-      if (stats) peak[name] = Math.max(peak[name] ?? 0, stats.rssMb);
-    }
-  }, 1000);
   await new Promise((resolve) => setTimeout(resolve, churnSeconds * 1000));
   timers.forEach(clearInterval);
   await new Promise((resolve) => setTimeout(resolve, 5_000));
-  clearInterval(sampler);
-  const figures = (stats: ProcStats | undefined) => ({ peakRssMb: stats?.peakRssMb, rssMb: stats?.rssMb });
+  const figures = (stats: ProcStats | undefined) => ({ peakRssMb: stats?.peakRssMb, rssMb: stats?.rssMb, cpuSeconds: stats?.cpuSeconds });
   process.stdout.write(`${JSON.stringify({
     agent: figures(readProcStats(agent.pid)),
     aggregator: figures(readProcStats(aggregator.pid)),
