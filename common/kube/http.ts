@@ -1,7 +1,8 @@
 // The HTTP transport to the API server, for our own path-based requests
 // (informer list/watch, apply, leases) and for client-node's generated clients
-// where the tools use them (hack/sim/kube.ts), so that every request goes over the same undici pools, carries the
-// program's User-Agent and is counted by one RequestObserver.
+// where the tools use them (hack/sim/kube.ts), so that every request goes
+// over the same undici pools, carries the program's User-Agent and is counted
+// by one RequestObserver.
 //
 //   new KubeHttp({kubeConfig, userAgent, maxConnections?, requestTimeoutMs?, observer?})
 //     kubeConfig: a ClusterAccess: ours (kubeconfig.ts) or client-node's KubeConfig

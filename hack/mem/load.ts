@@ -5,7 +5,8 @@
 // changes). The aggregator and sim-node-0's agent run as processes of their
 // own (the admin kubeconfig, a client certificate); the other agents run in
 // this process. Prints one JSON line: VmHWM, VmRSS and CPU seconds (since
-// start) of both at the end.
+// start) of both at the end, and the API writes each made that succeeded
+// (from its /metrics, read after the memory), which shows that it worked.
 //
 //   node hack/mem/load.ts
 //   node hack/mem/load.ts --node-option=--max-semi-space-size=1      Node flags for both programs
@@ -38,6 +39,7 @@ const random = (n: number) => Math.floor(Math.random() * n);
 
 const logger = createRootLogger({ env: { LOG_LEVEL: "warn", LOG_FORMAT: "text" }, destination: process.stderr });
 const system = await LocalSystem.start({ nodes, inProcessAggregator: false, report: say, logger });
+type Program = { process: ManagedProcess; metricsPort: number };
 const children: ManagedProcess[] = [];
 try {
   const applier = new Applier(system.clients.http, { fieldManager: "netservice-mem" });
@@ -79,9 +81,10 @@ try {
   timers.forEach(clearInterval);
   await new Promise((resolve) => setTimeout(resolve, 5_000));
   const figures = (stats: ProcStats | undefined) => ({ peakRssMb: stats?.peakRssMb, rssMb: stats?.rssMb, cpuSeconds: stats?.cpuSeconds });
+  const memory = { agent: figures(readProcStats(agent.process.pid)), aggregator: figures(readProcStats(aggregator.process.pid)) };
   process.stdout.write(`${JSON.stringify({
-    agent: figures(readProcStats(agent.pid)),
-    aggregator: figures(readProcStats(aggregator.pid)),
+    agent: { ...memory.agent, writes: await successfulWrites(agent) },
+    aggregator: { ...memory.aggregator, writes: await successfulWrites(aggregator) },
     nodeOptions: args["node-option"],
     churnFailures: failures.length,
   })}\n`);
@@ -90,7 +93,7 @@ try {
   await system.stop();
 }
 
-async function start(name: string, program: string, extra: string[]): Promise<ManagedProcess> {
+async function start(name: string, program: string, extra: string[]): Promise<Program> {
   const metricsPort = await freePort();
   const child = startProcess(
     name,
@@ -102,8 +105,18 @@ async function start(name: string, program: string, extra: string[]): Promise<Ma
   children.push(child);
   for (let i = 0; i < 240; i++) {
     const ready = await fetch(`http://127.0.0.1:${metricsPort}/readyz`).then((r) => r.ok, () => false);
-    if (ready) return child;
+    if (ready) return { process: child, metricsPort };
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`${name} not ready after 60 s:\n${child.logTail()}`);
+}
+
+/** API writes (create, apply, update, patch, delete) answered with 2xx, from the program's netservice_api_requests_total. */
+async function successfulWrites(program: Program): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${program.metricsPort}/metrics`)).text();
+  let writes = 0;
+  for (const [, labels, value] of text.matchAll(/^netservice_api_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    if (/verb="(create|apply|update|patch|delete)"/.test(labels!) && /code="2\d\d"/.test(labels!)) writes += Number(value);
+  }
+  return writes;
 }
