@@ -4,27 +4,40 @@
 // (Memory): without the TypeScript loader and with only what the programs use
 // of their dependencies, a program's resident set is about 35 MB smaller.
 //
+//   node hack/bundle.ts [--outdir DIR]          default dist/
+//   const metafile = await bundlePrograms(dir)  esbuild's account of what went in and what each bundle imports
+//
 // Left outside the bundles, loaded from node_modules only when a kubeconfig
 // needs them (common/kube/kubeconfig.ts): @kubernetes/client-node (exec
 // plugins, auth-providers) and yaml (a kubeconfig file in YAML).
 import path from "node:path";
-import { build } from "esbuild";
+import { parseArgs } from "node:util";
+import { build, type Metafile } from "esbuild";
 
 const repoRoot = path.resolve(import.meta.dirname, "..");
-export const bundleDir = path.join(repoRoot, "dist");
+export const loadedOnDemand = ["@kubernetes/client-node", "yaml"];
 
-await build({
-  absWorkingDir: repoRoot,
-  entryPoints: { "node-agent": "node-agent/main.ts", aggregator: "aggregator/main.ts" },
-  outdir: bundleDir,
-  outExtension: { ".js": ".mjs" },
-  bundle: true,
-  platform: "node",
-  target: "node24",
-  format: "esm",
-  external: ["@kubernetes/client-node", "yaml"],
-  // Dependencies in CommonJS (undici, pino, prom-client) require() Node's own modules; an ES module has no require of its own.
-  banner: { js: 'import { createRequire as bundleRequire } from "node:module"; const require = bundleRequire(import.meta.url);' },
-  logLevel: "warning",
-});
-process.stdout.write(`${path.relative(process.cwd(), bundleDir)}/node-agent.mjs, ${path.relative(process.cwd(), bundleDir)}/aggregator.mjs\n`);
+export async function bundlePrograms(outdir: string): Promise<Metafile> {
+  const result = await build({
+    absWorkingDir: repoRoot,
+    entryPoints: { "node-agent": "node-agent/main.ts", aggregator: "aggregator/main.ts" },
+    outdir,
+    outExtension: { ".js": ".mjs" },
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    format: "esm",
+    external: loadedOnDemand,
+    // Dependencies in CommonJS (undici, pino, prom-client) require() Node's own modules; an ES module has no require of its own.
+    banner: { js: 'import { createRequire as bundleRequire } from "node:module"; const require = bundleRequire(import.meta.url);' },
+    metafile: true,
+    logLevel: "warning",
+  });
+  return result.metafile;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({ options: { outdir: { type: "string", default: path.join(repoRoot, "dist") } } });
+  const metafile = await bundlePrograms(path.resolve(values.outdir));
+  process.stdout.write(`${Object.keys(metafile.outputs).join(", ")}\n`);
+}
