@@ -10,7 +10,8 @@
 // message saying what to fix), 1 for anything else.
 import { hostname } from "node:os";
 import packageJson from "../package.json" with { type: "json" };
-import { loadKubeConfig, makeClients } from "../common/kube/client.ts";
+import { makeClients } from "../common/kube/client.ts";
+import { loadKubeConfig } from "../common/kube/kubeconfig.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import { Aggregator } from "./aggregator.ts";
 import { parseCommandLine, usage, type AggregatorConfig } from "./config.ts";

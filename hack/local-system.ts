@@ -23,6 +23,7 @@ import { applyManifests, loadManifests } from "./manifests.ts";
 import { CoreDns } from "./realnet/coredns.ts";
 import { RealNetwork } from "./realnet/network.ts";
 import { SimulatedCluster, type SimulatedClusterOptions } from "./sim/cluster.ts";
+import { makeSimClients, type SimClients } from "./sim/kube.ts";
 import { runTeardown, type TeardownStep } from "./teardown.ts";
 
 export const repoRoot = path.resolve(import.meta.dirname, "..");
@@ -60,7 +61,7 @@ export type LocalSystemOptions = {
 export class LocalSystem {
   readonly plane: ControlPlane;
   readonly kubeConfig: KubeConfig;
-  readonly clients: KubeClients;
+  readonly clients: SimClients;
   readonly applier: Applier;
   readonly sim: SimulatedCluster;
   /** The real network (network: "real"): pods' namespaces, exec in them, the binaries. */
@@ -80,7 +81,7 @@ export class LocalSystem {
     this.#options = options;
     this.kubeConfig = new KubeConfig();
     this.kubeConfig.loadFromFile(plane.kubeconfig);
-    this.clients = makeClients(this.kubeConfig, { userAgent: "netservice-local/0.1.0", maxConnections: 32 });
+    this.clients = makeSimClients(this.kubeConfig, { userAgent: "netservice-local/0.1.0", maxConnections: 32 });
     this.applier = new Applier(this.clients.http, { fieldManager: "netservice-local" });
     this.#agentClients = options.agentClients ? makeClients(this.kubeConfig, { maxConnections: 32, ...options.agentClients }) : this.clients;
     const logger = options.logger ? { logger: options.logger } : {};

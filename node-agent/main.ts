@@ -8,7 +8,8 @@
 // message saying what to fix), 1 for anything else.
 import packageJson from "../package.json" with { type: "json" };
 import { createLogger, type Logger } from "../common/log.ts";
-import { loadKubeConfig, makeClients } from "../common/kube/client.ts";
+import { makeClients } from "../common/kube/client.ts";
+import { loadKubeConfig } from "../common/kube/kubeconfig.ts";
 import { NodeAgent } from "./agent.ts";
 import { parseCommandLine, usage, type AgentConfig } from "./config.ts";
 import { apiRequestMetrics } from "../common/api-metrics.ts";

@@ -1,14 +1,17 @@
-// The HTTP transport to the API server, shared by client-node's generated
-// clients and by our own path-based requests (informer list/watch, apply,
-// leases), so that every request goes over the same undici pools, carries the
-// program's User-Agent and is counted by one RequestObserver.
+// The HTTP transport to the API server, for our own path-based requests
+// (informer list/watch, apply, leases) and for client-node's generated clients
+// where the tools use them (hack/sim/kube.ts), so that every request goes
+// over the same undici pools, carries the program's User-Agent and is counted
+// by one RequestObserver.
 //
 //   new KubeHttp({kubeConfig, userAgent, maxConnections?, requestTimeoutMs?, observer?})
+//     kubeConfig: a ClusterAccess: ours (kubeconfig.ts) or client-node's KubeConfig
 //     request<T>({method, path, query?, body?, contentType?, signal?}): Promise<T>
 //                                JSON in, JSON out; a non-2xx answer throws KubeApiError
 //     watch(path, query, signal): AsyncGenerator<WatchEvent>
 //                                one decoded event per line of a watch stream
-//     httpLibrary, authentication: what client-node's generated clients plug in (see client.ts)
+//     exchange(method, pathAndQuery, headers, body?, signal?): Promise<{statusCode, headers, body}>
+//                                one request, the body read whole: what client-node's generated clients plug in
 //     close(): Promise<void>     closes the pools (aborts open watches)
 //   type RequestObserver = (event: {verb, resource, code, durationMs}) => void
 //   class KubeApiError extends Error { code, reason, status }
@@ -34,15 +37,6 @@
 // Agent, hence a new TLS connection, for every watch.
 import type { RequestOptions as HttpsRequestOptions } from "node:https";
 import type { ConnectionOptions } from "node:tls";
-import { Readable } from "node:stream";
-import {
-  type HttpLibrary,
-  type KubeConfig,
-  type RequestContext,
-  ResponseContext,
-  type SecurityAuthentication,
-  wrapHttpLibrary,
-} from "@kubernetes/client-node";
 import { Agent, type Dispatcher, ProxyAgent } from "undici";
 
 export type KubeVerb =
@@ -69,8 +63,18 @@ export interface RequestEvent {
 
 export type RequestObserver = (event: RequestEvent) => void;
 
+/**
+ * The server and credentials: a ClusterConfig (kubeconfig.ts), which the
+ * programs use, or client-node's KubeConfig, which the tools and tests use.
+ */
+export interface ClusterAccess {
+  getCurrentCluster(): { readonly server: string; readonly proxyUrl?: string | undefined } | null;
+  /** Sets TLS material, headers (Authorization) and auth (basic) on the options. */
+  applyToHTTPSOptions(options: HttpsRequestOptions): Promise<void>;
+}
+
 export interface KubeHttpOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: ClusterAccess;
   /** Sent on every request, e.g. "netservice-agent/0.1.0"; shows up in API server audit logs and metrics. */
   userAgent: string;
   /** Connections to the API server for ordinary requests (not watches). Default 10. */
@@ -136,11 +140,9 @@ interface Pools {
 }
 
 export class KubeHttp {
-  /** Plugs into client-node's Configuration so generated clients use our pools, observer and User-Agent. */
-  readonly httpLibrary: HttpLibrary;
-  readonly authentication: SecurityAuthentication;
-  private readonly kubeConfig: KubeConfig;
-  private readonly server: URL;
+  private readonly kubeConfig: ClusterAccess;
+  /** The cluster's server URL, from the kubeconfig. */
+  readonly server: URL;
   private readonly userAgent: string;
   private readonly maxConnections: number;
   private readonly requestTimeoutMs: number;
@@ -161,15 +163,6 @@ export class KubeHttp {
     this.maxConnections = options.maxConnections ?? 10;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
     this.observer = options.observer;
-    this.httpLibrary = wrapHttpLibrary({ send: (ctx) => this.sendGenerated(ctx) });
-    this.authentication = {
-      getName: () => "netservice kubeconfig",
-      applySecurityAuthentication: async (ctx) => {
-        for (const [name, value] of Object.entries(await this.authHeaders())) {
-          ctx.setHeaderParam(name, value);
-        }
-      },
-    };
   }
 
   async request<T = unknown>(req: KubeRequest): Promise<T> {
@@ -221,6 +214,30 @@ export class KubeHttp {
     }
   }
 
+  /**
+   * One request to a path with its query (on this cluster), its response read
+   * whole, which releases the connection at once; what client-node's
+   * generated clients send through (hack/sim/kube.ts). Credentials and the
+   * User-Agent are added here.
+   */
+  async exchange(
+    method: HttpVerb,
+    pathAndQuery: string,
+    headers: Record<string, string>,
+    body?: string,
+    signal?: AbortSignal,
+  ): Promise<{ statusCode: number; headers: Record<string, string>; body: Buffer }> {
+    const lowercase: Record<string, string> = {};
+    for (const [name, value] of Object.entries(headers)) lowercase[name.toLowerCase()] = value;
+    const res = await this.send("requests", method, pathAndQuery, lowercase, body, signal);
+    const data = Buffer.from(await res.body.arrayBuffer());
+    const responseHeaders: Record<string, string> = {};
+    for (const [name, value] of Object.entries(res.headers)) {
+      if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(", ") : value;
+    }
+    return { statusCode: res.statusCode, headers: responseHeaders, body: data };
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     const pools = await this.pools?.catch(() => undefined);
@@ -256,31 +273,6 @@ export class KubeHttp {
     } finally {
       this.observe({ verb, resource, code, durationMs: performance.now() - started });
     }
-  }
-
-  private async sendGenerated(ctx: RequestContext): Promise<ResponseContext> {
-    const url = new URL(ctx.getUrl());
-    if (url.origin !== this.server.origin) {
-      throw new Error(`refusing to send a request for ${url.origin} to the cluster at ${this.server.origin}`);
-    }
-    const headers: Record<string, string> = {};
-    for (const [name, value] of Object.entries(ctx.getHeaders())) headers[name.toLowerCase()] = value;
-    const body = ctx.getBody();
-    if (body !== undefined && typeof body !== "string" && !(body instanceof URLSearchParams)) {
-      throw new Error("multipart request bodies are not supported");
-    }
-    const res = await this.send("requests", ctx.getHttpMethod(), url.pathname + url.search, headers, body?.toString(), ctx.getSignal());
-    // Responses are small JSON documents; reading them here releases the connection at once.
-    const data = Buffer.from(await res.body.arrayBuffer());
-    const responseHeaders: Record<string, string> = {};
-    for (const [name, value] of Object.entries(res.headers)) {
-      if (value !== undefined) responseHeaders[name] = Array.isArray(value) ? value.join(", ") : value;
-    }
-    return new ResponseContext(res.statusCode, responseHeaders, {
-      text: async () => data.toString("utf8"),
-      binary: async () => data,
-      stream: () => Readable.toWeb(Readable.from([data])) as ReadableStream<Uint8Array>,
-    });
   }
 
   /** Credentials as headers, re-read per request so that rotated tokens and exec plugins keep working. */

@@ -14,7 +14,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import { IpamAllocator } from "./ipam.ts";
 import { FakeKubelet, type PodRemoved, type StatusWritten } from "./kubelet.ts";
-import { Informer, makeClients, nadPath, realClock, type Clock, type KubeClients, type Logger, type NadJson, type PodJson } from "./kube.ts";
+import { Informer, makeSimClients, nadPath, realClock, withCoreApi, type Clock, type KubeClients, type Logger, type NadJson, type PodJson, type SimClients } from "./kube.ts";
 import { FakeMultus, defaultNetworkName, type AnnotationWritten, type AttachmentError } from "./multus.ts";
 import { ensureNadCrd } from "./nad-crd.ts";
 import { defaultLayout, NodeRegistry, registerNode, simNode, type NodeLayout, type SimNode } from "./nodes.ts";
@@ -56,7 +56,7 @@ export type SimulatedClusterOptions = {
 };
 
 export class SimulatedCluster {
-  readonly clients: KubeClients;
+  readonly clients: SimClients;
   readonly layout: NodeLayout;
   readonly nodes = new NodeRegistry();
   readonly allocator = new IpamAllocator();
@@ -73,7 +73,7 @@ export class SimulatedCluster {
     this.#options = options;
     this.#clock = options.clock ?? realClock;
     this.#ownsClients = options.clients === undefined;
-    this.clients = options.clients ?? makeClients(options.kubeConfig, { userAgent: "netservice-sim/0.1.0", maxConnections: 16 });
+    this.clients = options.clients ? withCoreApi(options.clients) : makeSimClients(options.kubeConfig, { userAgent: "netservice-sim/0.1.0", maxConnections: 16 });
     this.layout = { ...defaultLayout, ...options.layout };
     const logger = options.logger?.child({ component: "simulated-cluster" });
     const common = { clock: this.#clock, ...(logger ? { logger } : {}) };

@@ -1,16 +1,71 @@
 // The simulated cluster's link to the API server: the project's clients and
-// informer (common/kube), the JSON shapes the fakes read, and a work queue
-// whose adds can be awaited, so a test or benchmark knows when a write landed.
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+// informer (common/kube), with client-node's CoreV1Api on the same transport
+// for the fakes' pod and node writes; the JSON shapes the fakes read, and a
+// work queue whose adds can be awaited, so a test or benchmark knows when a
+// write landed.
+import {
+  CoreV1Api,
+  createConfiguration,
+  PatchStrategy,
+  ResponseContext,
+  ServerConfiguration,
+  setHeaderOptions,
+  wrapHttpLibrary,
+} from "@kubernetes/client-node";
+import { Readable } from "node:stream";
+import { makeClients, type ClientOptions, type KubeClients } from "../../common/kube/client.ts";
+import type { ClusterAccess, HttpVerb } from "../../common/kube/http.ts";
 import type { Logger } from "../../common/log.ts";
 import type { Clock } from "../../common/kube/clock.ts";
 import { WorkQueue } from "../../common/kube/workqueue.ts";
 
-export { makeClients, type KubeClients } from "../../common/kube/client.ts";
+export type { KubeClients };
 export { Informer } from "../../common/kube/informer.ts";
 export { isConflict, isNotFound, statusCode } from "../../common/kube/http.ts";
 export { realClock, type Clock, type Timer } from "../../common/kube/clock.ts";
 export type { Logger };
+
+/** The programs' clients and client-node's CoreV1Api, over one transport. */
+export type SimClients = KubeClients & { readonly core: CoreV1Api };
+
+export function makeSimClients(access: ClusterAccess, options: ClientOptions): SimClients {
+  return withCoreApi(makeClients(access, options));
+}
+
+/**
+ * Adds client-node's CoreV1Api, sending through the clients' KubeHttp so that
+ * its requests share the pools, the credentials, the User-Agent and the
+ * request observer.
+ */
+export function withCoreApi(clients: KubeClients): SimClients {
+  const { http } = clients;
+  const httpApi = wrapHttpLibrary({
+    send: async (ctx) => {
+      const url = new URL(ctx.getUrl());
+      if (url.origin !== http.server.origin) {
+        throw new Error(`refusing to send a request for ${url.origin} to the cluster at ${http.server.origin}`);
+      }
+      const body = ctx.getBody();
+      if (body !== undefined && typeof body !== "string" && !(body instanceof URLSearchParams)) {
+        throw new Error("multipart request bodies are not supported");
+      }
+      const method = ctx.getHttpMethod() as HttpVerb;
+      const res = await http.exchange(method, url.pathname + url.search, ctx.getHeaders(), body?.toString(), ctx.getSignal());
+      return new ResponseContext(res.statusCode, res.headers, {
+        text: async () => res.body.toString("utf8"),
+        binary: async () => res.body,
+        stream: () => Readable.toWeb(Readable.from([res.body])) as ReadableStream<Uint8Array>,
+      });
+    },
+  });
+  const configuration = createConfiguration({
+    baseServer: new ServerConfiguration(http.server.href.replace(/\/$/, ""), {}),
+    // KubeHttp adds the credentials to every request it sends.
+    authMethods: {},
+    httpApi,
+  });
+  return { ...clients, core: new CoreV1Api(configuration) };
+}
 
 /** What the fakes need of an informer: a cache by "namespace/name" and change events. */
 export interface ObjectSource<T> {

@@ -26,7 +26,7 @@ import {
   rfc3339,
   strategicMergePatch,
   type Clock,
-  type KubeClients,
+  type SimClients,
   type Logger,
   type ObjectSource,
   type PodJson,
@@ -53,7 +53,7 @@ export type StatusWritten = {
 export type PodRemoved = { namespace: string; name: string; uid: string; startedAt: number; writtenAt: number };
 
 export type FakeKubeletOptions = {
-  clients: Pick<KubeClients, "core">;
+  clients: Pick<SimClients, "core">;
   pods: ObjectSource<PodJson>;
   nodes: NodeRegistry;
   /** Sets up and tears down the pods' networks; its addresses are the pod IPs. */

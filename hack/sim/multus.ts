@@ -26,7 +26,7 @@ import {
   podKey,
   realClock,
   type Clock,
-  type KubeClients,
+  type SimClients,
   type Logger,
   type NadJson,
   type ObjectSource,
@@ -71,7 +71,7 @@ export type AttachmentError = {
 };
 
 export type FakeMultusOptions = {
-  clients: Pick<KubeClients, "core">;
+  clients: Pick<SimClients, "core">;
   pods: ObjectSource<PodJson>;
   nads: ObjectSource<NadJson>;
   isSimulatedNode: (nodeName: string) => boolean;

@@ -4,7 +4,7 @@
 // e.g. 10.244.3.0/24 and fd00:10:244:3::/64 for i = 3.
 import type { V1Node } from "@kubernetes/client-node";
 import { formatCidr, formatIp, nthSubnet, parseCidr, type Cidr } from "./ip.ts";
-import { isConflict, mergePatch, rfc3339, type KubeClients } from "./kube.ts";
+import { isConflict, mergePatch, rfc3339, type SimClients } from "./kube.ts";
 
 export type IpFamilyName = "IPv4" | "IPv6";
 
@@ -124,7 +124,7 @@ export function nodeStatus(node: SimNode, layout: NodeLayout, now: number, heart
  * TaintNodesByCondition plugin's not-ready taint is only ever removed by the
  * node-lifecycle controller, which the local control plane does not run).
  */
-export async function registerNode(clients: Pick<KubeClients, "core">, node: SimNode, layout: NodeLayout, now: number): Promise<void> {
+export async function registerNode(clients: Pick<SimClients, "core">, node: SimNode, layout: NodeLayout, now: number): Promise<void> {
   const { core } = clients;
   let created: V1Node;
   try {

@@ -7,7 +7,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import type { Test } from "tap";
 import type { V1Pod } from "@kubernetes/client-node";
-import type { KubeClients } from "../../common/kube/client.ts";
+import type { SimClients } from "../../hack/sim/kube.ts";
 import type { RealNetwork } from "../../hack/realnet/network.ts";
 import { checkRealNetworking } from "../../hack/realnet/preflight.ts";
 
@@ -43,7 +43,7 @@ export function addressesOn(pod: V1Pod, network: string): string[] {
 }
 
 /** Running, not terminating pods with the label selector, by name. */
-export async function runningPods(clients: Pick<KubeClients, "core">, namespace: string, labelSelector: string): Promise<V1Pod[]> {
+export async function runningPods(clients: Pick<SimClients, "core">, namespace: string, labelSelector: string): Promise<V1Pod[]> {
   const list = await clients.core.listNamespacedPod({ namespace, labelSelector });
   return list.items
     .filter((pod) => pod.status?.phase === "Running" && !pod.metadata?.deletionTimestamp)

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import t from "tap";
 import { Backoff } from "../../common/kube/backoff.ts";
-import { loadKubeConfig } from "../../common/kube/client.ts";
+import { loadKubeConfig } from "../../common/kube/kubeconfig.ts";
 import { describeRequest, isGone, isNotFound, KubeApiError, statusCode } from "../../common/kube/http.ts";
 import { diffRelist } from "../../common/kube/informer.ts";
 import { type KubeObject, objectKey, splitKey, stripManagedFields } from "../../common/kube/object.ts";
