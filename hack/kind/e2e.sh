@@ -285,10 +285,11 @@ run_e2e_tests() {
   cd "${repo_root}"
   [[ -x node_modules/.bin/tap ]] || npm ci
   # The run's last lines are tap's summary; a failed test fails the script.
-  # One file at a time, in this order: they share the cluster and its
-  # samples, and the faults (a worker stopped and started) come last.
+  # One file at a time (they share the cluster and its samples); tap runs
+  # them in name order, so the faults (a worker stopped and started) come
+  # last.
   NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" NETSERVICE_KIND_CLUSTER="${cluster_name}" \
-    npx tap --jobs=1 --timeout=900 test/e2e/netservice.e2e.test.ts test/kind/network.test.ts test/kind/faults.test.ts
+    npx tap --jobs=1 --timeout=900 test/e2e/netservice.e2e.test.ts test/kind/cluster-network.test.ts test/kind/faults.test.ts
 }
 
 main() {

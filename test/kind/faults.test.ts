@@ -2,7 +2,7 @@
 // a killed agent, a Deployment replacing the aggregator's leader, the API
 // server refusing a real agent's token for another node's report, and a
 // worker that stops. Run by hack/kind/e2e.sh, after the end-to-end file and
-// network.test.ts; the last test stops a worker and starts it again.
+// cluster-network.test.ts (tap runs the files in name order); the last test stops a worker and starts it again.
 import t from "tap";
 import { KubeConfig } from "@kubernetes/client-node";
 import { makeClients } from "../../common/kube/client.ts";
