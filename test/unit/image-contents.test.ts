@@ -1,33 +1,52 @@
-// The container image holds only what the Dockerfile copies (common/,
-// node-agent/, aggregator/, package.json) and the production dependencies.
-// Both programs must run from that alone: every module they load, following
-// imports from their entrypoints, must be in the image.
+// The container image holds the two programs bundled (dist/, built in the
+// Dockerfile's bundles stage by hack/bundle.ts from the sources it copies),
+// package.json and the production dependencies. Both programs must build
+// from what that stage copies: every module they load, following imports
+// from their entrypoints, must be copied there, and every package they load
+// must be a production dependency (bundled, or in the image's node_modules
+// for what the bundles load on demand). deploy/ must run the bundles.
 import { readFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import path from "node:path";
 import t from "tap";
+import { parseAllDocuments } from "yaml";
 
 const root = path.resolve(import.meta.dirname, "..", "..");
-const entrypoints = ["node-agent/main.ts", "aggregator/main.ts"];
+const entrypoints = { "node-agent/main.ts": "dist/node-agent.mjs", "aggregator/main.ts": "dist/aggregator.mjs" };
 
 const packageJson = JSON.parse(await readFile(path.join(root, "package.json"), "utf8")) as {
   dependencies: Record<string, string>;
 };
-const copied = await copiedPaths();
+const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
 
-t.test("the Dockerfile copies the sources and the production dependencies, nothing more", async (t) => {
-  t.same([...copied].sort(), ["aggregator", "common", "node-agent", "package.json"]);
-  const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
-  t.match(dockerfile, /npm ci --omit=dev/, "development dependencies (the npm package node included) stay out");
+t.test("the final image holds the bundles, package.json and the production dependencies, nothing more", async (t) => {
+  t.same([...copiedPaths(finalStage())].sort(), ["package.json"], "from the repository: package.json only");
+  t.same([...finalStage().matchAll(/^COPY\s+--from=(\S+)\s+(\S+)\s+\S+$/gm)].map(([, stage, source]) => `${stage}:${source}`).sort(),
+    ["bundles:/app/dist", "dependencies:/app/node_modules"], "from the build stages: the bundles and the production node_modules");
+  t.match(stage("dependencies"), /npm ci --omit=dev/, "development dependencies (the npm package node included) stay out");
   t.match(dockerfile, /^USER 65532:65532$/m, "runs as non-root 65532");
 });
 
-for (const entrypoint of entrypoints) {
-  t.test(`everything ${entrypoint} loads is in the image`, async (t) => {
+t.test("deploy/ runs the bundles", async (t) => {
+  const args: string[][] = [];
+  for (const file of ["agent.yaml", "aggregator.yaml"]) {
+    for (const document of parseAllDocuments(await readFile(path.join(root, "deploy", file), "utf8"))) {
+      const object = document.toJS() as { kind?: string; spec?: { template?: { spec?: { containers?: { args?: string[] }[] } } } } | null;
+      if (object?.kind === "DaemonSet" || object?.kind === "Deployment") args.push(object.spec!.template!.spec!.containers![0]!.args!);
+    }
+  }
+  t.same(args.map((a) => a[0]).sort(), Object.values(entrypoints).sort());
+});
+
+for (const [entrypoint, bundle] of Object.entries(entrypoints)) {
+  t.test(`everything ${entrypoint} loads is copied into the bundles stage, which builds ${bundle}`, async (t) => {
+    t.match(stage("bundles"), /^dependencies\s+AS\s+bundles/i, "the bundles stage starts from the dependencies stage");
+    const copied = new Set([...copiedPaths(stage("dependencies")), ...copiedPaths(stage("bundles"))]);
+    t.match(stage("bundles"), /RUN node hack\/bundle\.ts --outdir dist/);
     const { files, packages } = await moduleGraph(entrypoint);
     t.ok(files.size > 1, `${files.size} source files`);
     for (const file of files) {
-      t.ok(inImage(file), `${file} is copied into the image`);
+      t.ok(inStage(copied, file), `${file} is copied into the bundles stage`);
     }
     for (const name of packages) {
       t.ok(Object.hasOwn(packageJson.dependencies, name), `${name} is a production dependency`);
@@ -35,19 +54,28 @@ for (const entrypoint of entrypoints) {
   });
 }
 
-/** The repository paths that `COPY <path> ...` (not --from another stage) puts into the final image. */
-async function copiedPaths(): Promise<Set<string>> {
-  const dockerfile = await readFile(path.join(root, "Dockerfile"), "utf8");
+/** The Dockerfile's stage named NAME (`FROM ... AS NAME`). */
+function stage(name: string): string {
+  const found = dockerfile.split(/^FROM\s/m).find((text) => new RegExp(`^\\S+\\s+AS\\s+${name}\\s*$`, "im").test(text.split("\n")[0]!));
+  if (!found) throw new Error(`no stage ${name} in the Dockerfile`);
+  return found;
+}
+
+function finalStage(): string {
   const stages = dockerfile.split(/^FROM\s/m);
-  const final = stages[stages.length - 1] ?? "";
+  return stages[stages.length - 1] ?? "";
+}
+
+/** The repository paths that a stage's `COPY <path> ...` (not --from another stage) copies. */
+function copiedPaths(text: string): Set<string> {
   const paths = new Set<string>();
-  for (const [, sources] of final.matchAll(/^COPY\s+(?!--from)(.+)\s+\S+$/gm)) {
+  for (const [, sources] of text.matchAll(/^COPY\s+(?!--from)(.+)\s+\S+$/gm)) {
     for (const source of sources!.trim().split(/\s+/)) paths.add(source.replace(/\/$/, ""));
   }
   return paths;
 }
 
-function inImage(file: string): boolean {
+function inStage(copied: Set<string>, file: string): boolean {
   if (file.endsWith(".test.ts")) return false; // .dockerignore
   const top = file.split("/")[0]!;
   return copied.has(file) || copied.has(top);
