@@ -15,7 +15,7 @@
 // reconcile with the status and its events. Informers run on every replica,
 // so a standby holds warm caches; only the leader runs the queue and writes.
 import type { V1Service } from "@kubernetes/client-node";
-import { apiVersion, defaultSystemNamespace } from "../common/api.ts";
+import { apiVersion, defaultSystemNamespace, netServiceKind } from "../common/api.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { realClock, type Clock, type Timer } from "../common/kube/clock.ts";
 import { EventRecorder } from "../common/kube/events.ts";
@@ -282,6 +282,8 @@ export class Aggregator {
     const { netServices, reports, nodes, heartbeats, owned, reportIndex, ownerIndex, liveness } = this.caches;
     netServices.onChange((event) => {
       if (event.type === "delete") this.reconciler.forget(event.key);
+      // Our own status write: the reconcile that wrote it planned with what it returned (expectations.ts).
+      if (this.writer.ownWrite(event.key, { kind: netServiceKind, key: event.key }, event)) return;
       this.enqueue(event.key);
     });
     reports.onChange((event) => {
@@ -308,7 +310,7 @@ export class Aggregator {
           // Kubernetes' controller is publishing primary addresses under the NetService's name; see foreign-slices.ts.
           this.reconciler.sweeps.repaired(owner, this.clock.now());
         }
-        if (owner) this.enqueue(owner);
+        if (owner && !this.writer.ownWrite(owner, { kind, key: event.key }, event)) this.enqueue(owner);
         if (event.type === "update") {
           const previousOwner = ownerKeyOf(event.old);
           if (previousOwner && previousOwner !== owner) this.enqueue(previousOwner);

@@ -8,14 +8,16 @@
 //     reconcile(key, term): Promise<Result>   throws what a retry should fix
 //     forget(key)                             the NetService is gone
 //     published(): {ready, notReady}          pods published, for the endpoints gauge
-//     staleCacheRequeues                      reconciles postponed until the caches show our writes
+//     staleCacheRequeues                      reconciles postponed until the caches show our writes (only those
+//                                             whose result the writer did not keep: expectations.ts)
 import type { V1Service } from "@kubernetes/client-node";
 import { apiVersion, netServiceConditionReasons, netServiceKind, netServiceSchema, type NetService } from "../common/api.ts";
 import type { Clock } from "../common/kube/clock.ts";
 import type { KubeObject } from "../common/kube/object.ts";
 import { reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type NodeReport } from "../common/merge.ts";
-import type { Caches } from "./caches.ts";
+import type { Caches, NetServiceObject } from "./caches.ts";
+import type { PendingView } from "./expectations.ts";
 import { SweepSchedule } from "./foreign-slices.ts";
 import { controls } from "./ownership.ts";
 import { Pacer } from "./pacing.ts";
@@ -104,7 +106,16 @@ export class Reconciler {
   async reconcile(key: string, term: Term): Promise<Result> {
     if (term.signal.aborted) return {};
     const log = reconcileLogger(this.log, key);
-    const raw = this.caches.netServices.get(key);
+    const pending = this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now());
+    if (pending.waitFor.length > 0) {
+      this.staleRequeues++;
+      log.debug({ waitingFor: pending.waitFor.map((item) => `${item.kind} ${item.key}`) }, "caches do not show our last writes yet; looking again shortly");
+      return { requeueAfterMs: this.staleRequeueMs };
+    }
+    // Our last status write, as it returned, while the cache does not show it yet (expectations.ts).
+    const ownStatusWrite = pending.objects.get(`${netServiceKind} ${key}`)?.object as NetServiceObject | undefined;
+    const cached = this.caches.netServices.get(key);
+    const raw = cached && (ownStatusWrite ?? cached);
     if (!raw) {
       this.forget(key);
       log.debug("NetService gone; the garbage collector removes what it owned");
@@ -113,12 +124,6 @@ export class Reconciler {
     if (raw.metadata?.deletionTimestamp) {
       log.debug("NetService is being deleted");
       return {};
-    }
-    const pending = this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now());
-    if (pending.length > 0) {
-      this.staleRequeues++;
-      log.debug({ waitingFor: pending.map((item) => `${item.kind} ${item.key}`) }, "caches do not show our last writes yet; looking again shortly");
-      return { requeueAfterMs: this.staleRequeueMs };
     }
 
     const parsed = netServiceSchema.safeParse(raw);
@@ -133,10 +138,10 @@ export class Reconciler {
     const now = this.clock.now();
     const merged = mergeReports(netService, reports, this.caches.nodeLookup(now), now);
 
-    let plan = planNetService(netService, merged, this.observe(netService));
+    let plan = planNetService(netService, merged, this.observe(netService, pending.objects));
     let outcome = await this.writer.execute(netService, plan.actions, term, log);
     for (let pass = 1; outcome.discoveredTaken && pass < 3; pass++) {
-      plan = planNetService(netService, merged, this.observe(netService));
+      plan = planNetService(netService, merged, this.observe(netService, this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now()).objects));
       outcome = await this.writer.execute(netService, plan.actions, term, log);
     }
     if (plan.actions.length > 0) this.writePacer.wrote(key, this.clock.now());
@@ -164,10 +169,10 @@ export class Reconciler {
     return result;
   }
 
-  /** The namespace as the plan sees it, with the names a create found taken that the caches do not show. */
-  private observe(netService: NetService) {
+  /** The namespace as the plan sees it, with our writes the caches do not show yet and the names a create found taken. */
+  private observe(netService: NetService, written: ReadonlyMap<string, PendingView>) {
     const now = this.clock.now();
-    return this.caches.observe(netService, (kind, namespace, name) => this.writer.taken(kind, namespace, name, now));
+    return this.caches.observe(netService, (kind, namespace, name) => this.writer.taken(kind, namespace, name, now), written);
   }
 
   /**
