@@ -25,7 +25,7 @@ import type { KubeObject } from "../common/kube/object.ts";
 import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import type { NodeProblem } from "../common/merge.ts";
-import { Caches } from "./caches.ts";
+import { Caches, type NetServiceObject } from "./caches.ts";
 import { LeadershipLostError } from "./errors.ts";
 import { Expectations } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
@@ -132,6 +132,8 @@ export class Aggregator {
   private readonly caches: Caches;
   private readonly writer: Writer;
   private readonly reconciler: Reconciler;
+  /** Writes each NetService's status on a lane of its own, off the reconcile path. */
+  private readonly status: StatusWriter;
   /** Checks that reported pods run on the reporting node (pod-placement.ts); undefined: trust the reports. */
   private readonly verifier: ReportVerifier | undefined;
 
@@ -178,6 +180,11 @@ export class Aggregator {
     });
     const status = new StatusWriter({
       writer: this.writer,
+      current: (key) => {
+        const cached = this.caches.netServices.get(key);
+        const ownWrite = this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now()).objects.get(`${netServiceKind} ${key}`);
+        return cached && ((ownWrite?.object as NetServiceObject | undefined) ?? cached);
+      },
       events: new EventRecorder(this.writer.applier, {
         controller: `${apiVersion.split("/")[0]}/netservice-aggregator`,
         instance: options.identity,
@@ -193,6 +200,7 @@ export class Aggregator {
       options.verifyPodPlacement === false
         ? undefined
         : new ReportVerifier({ http: clients.http, now: () => this.clock.now(), podUids: () => this.caches.reportIndex.podUids() });
+    this.status = status;
     this.reconciler = new Reconciler({
       caches: this.caches,
       writer: this.writer,
@@ -361,6 +369,7 @@ export class Aggregator {
     this.log.info({ netServices: this.caches.netServices.size, workers: this.workers }, "leading: reconciling every NetService");
     for (const key of this.caches.netServices.keys()) queue.add(key);
     const workers = queue.run(this.workers, (key) => this.reconcile(key, term));
+    const statusLane = this.status.run(term, this.workers);
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
@@ -369,6 +378,7 @@ export class Aggregator {
     this.log.info("no longer leading: writes stopped");
     await queue.shutdown();
     await workers;
+    await statusLane;
   }
 
   /** The one place a reconcile's result reaches the queue: look again when it asks; a throw retries with backoff. */

@@ -1,8 +1,9 @@
 // One NetService's reconcile: read the caches, keep only the report entries
 // whose pods run on the reporting node (pod-placement.ts), merge them with
 // each node's health (node-liveness.ts), plan with pure functions (plan.ts),
-// have the writer carry the plan out, end with the status, and say when to
-// look again. It never touches the queue: the controller does what it returns.
+// have the writer carry the plan out, hand the status to its own lane
+// (status-writer.ts), and say when to look again. It never touches the
+// queue: the controller does what it returns.
 //
 //   new Reconciler({caches, writer, status, verifier?, clock, logger, staleRequeueMs, takenRecheckMs, minWriteIntervalMs})
 //     reconcile(key, term): Promise<Result>   throws what a retry should fix
@@ -155,10 +156,10 @@ export class Reconciler {
     const problems = [...plan.problems, ...outcome.refused];
     // The counts say what is published, which is nothing while the Service's name is someone else's.
     const shown = plan.publishing ? merged : { ...merged, endpoints: [], readyEndpoints: 0, notReadyEndpoints: 0 };
-    const statusWaitMs = await this.status.write(raw, netService, shown, problems, term, log);
+    this.status.submit(key, netService, shown, problems);
     this.publishedCounts.set(key, { ready: shown.readyEndpoints, notReady: shown.notReadyEndpoints });
     const nameTaken = plan.problems.some((problem) => problem.reason === netServiceConditionReasons.serviceNameTaken);
-    const result = after(statusWaitMs, this.sweeps.untilNext(key, this.clock.now()), nameTaken ? this.takenRecheckMs : 0);
+    const result = after(this.sweeps.untilNext(key, this.clock.now()), nameTaken ? this.takenRecheckMs : 0);
     if (outcome.refused.length > 0) {
       return { ...result, error: new Error(`the API server refused ${outcome.refused.length} writes: ${outcome.refused[0]?.message}`) };
     }
