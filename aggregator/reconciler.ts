@@ -130,7 +130,8 @@ export class Reconciler {
     const parsed = netServiceSchema.safeParse(raw);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
-      return after(await this.status.writeInvalid(raw, issues, term, log));
+      this.status.submitInvalid(raw, issues, log);
+      return {};
     }
     const netService = parsed.data;
     const writeWaitMs = this.writePacer.delay(key, this.clock.now());

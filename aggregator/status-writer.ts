@@ -14,7 +14,7 @@
 //   new StatusWriter({writer, events, eventWindowMs, countsIntervalMs, clock, logger, current})
 //     run(term, workers): Promise<void>                                     the lane, for one leadership term
 //     submit(key, netService, merged, problems)                              the status a reconcile ends with
-//     writeInvalid(raw, issues, term, log): Promise<number>                  the status of a NetService that does not parse
+//     submitInvalid(raw, issues, log)                                        the status of a NetService that does not parse
 //     recordEvent(regarding, type, reason, note, signal)                      limited; failures logged, never thrown
 //     forget(key)
 import { apiVersion, netServiceConditionReasons, netServiceKind, type NetService } from "../common/api.ts";
@@ -53,7 +53,11 @@ export interface StatusWriterOptions {
 }
 
 /** What a reconcile published, from which the lane computes the status. */
-type Submission = { netService: NetService; merged: MergedNetService; problems: StatusProblem[] };
+/**
+ * What a reconcile handed over: the uid of the NetService it reconciled, and
+ * how to compute the status from the freshest one known when the lane writes.
+ */
+type Submission = { uid: string | undefined; status: (current: NetServiceObject, now: number) => NetServiceStatus };
 
 export class StatusWriter {
   private readonly writer: Writer;
@@ -93,35 +97,21 @@ export class StatusWriter {
 
   /** The status a reconcile ends with: written by the lane, at once or when its pacing allows. */
   submit(key: string, netService: NetService, merged: MergedNetService, problems: StatusProblem[]): void {
-    this.submitted.set(key, { netService, merged, problems });
-    this.lane?.add(key);
+    this.enqueue(key, {
+      uid: netService.metadata.uid,
+      status: (current, now) => desiredStatus(netService, merged, problems, current.status?.conditions, new Date(now)),
+    });
   }
 
-  /** Ready=False with the parse errors; the counts stay as they were. */
-  async writeInvalid(raw: NetServiceObject, issues: string[], term: Term, log: Logger): Promise<number> {
-    const previous = raw.status;
-    const generation = raw.metadata?.generation ?? 0;
-    const before = previous?.conditions?.find((condition) => condition.type === readyConditionType);
-    const condition: Condition = {
-      type: readyConditionType,
-      status: "False",
-      observedGeneration: generation,
-      lastTransitionTime: before?.status === "False" ? before.lastTransitionTime : metaTime(this.clock.now()),
-      // The CRD's schema normally keeps such a spec out.
-      reason: netServiceConditionReasons.invalidSpec,
-      message:
-        `the NetService does not parse (${issues.slice(0, 5).join("; ")}), so its objects are left as they are; ` +
-        "correct the spec (kubectl edit netservice)",
-    };
-    const status: NetServiceStatus = {
-      observedGeneration: generation,
-      conditions: [condition],
-      readyEndpoints: previous?.readyEndpoints ?? 0,
-      notReadyEndpoints: previous?.notReadyEndpoints ?? 0,
-      nodesReporting: previous?.nodesReporting ?? 0,
-    };
+  /**
+   * The status of a NetService that does not parse: Ready=False with the
+   * parse errors; the counts stay as they were. On the lane too, so that an
+   * earlier submission still waiting there cannot overwrite it.
+   */
+  submitInvalid(raw: NetServiceObject, issues: string[], log: Logger): void {
     log.warn({ issues }, "NetService does not parse");
-    return this.apply(raw, status, term, log);
+    const { namespace = "", name = "", uid } = raw.metadata ?? {};
+    this.enqueue(netServiceKey(namespace, name), { uid, status: (current, now) => invalidStatus(current, issues, now) });
   }
 
   /** Creates the event unless the limiter holds it back; failures are logged, never thrown. */
@@ -136,6 +126,11 @@ export class StatusWriter {
     }
   }
 
+  private enqueue(key: string, submission: Submission): void {
+    this.submitted.set(key, submission);
+    this.lane?.add(key);
+  }
+
   forget(key: string): void {
     this.eventLimiter.forget(key);
     this.pacer.forget(key);
@@ -148,9 +143,8 @@ export class StatusWriter {
     const raw = this.current(key);
     if (!submission || !raw || term.signal.aborted) return;
     // Submitted for an earlier NetService of this name: the reconcile of the new one submits its own.
-    if (raw.metadata?.uid !== submission.netService.metadata.uid || raw.metadata?.deletionTimestamp) return;
-    const { netService, merged, problems } = submission;
-    const status = desiredStatus(netService, merged, problems, raw.status?.conditions, new Date(this.clock.now()));
+    if (raw.metadata?.uid !== submission.uid || raw.metadata?.deletionTimestamp) return;
+    const status = submission.status(raw, this.clock.now());
     try {
       const waitMs = await this.apply(raw, status, term, reconcileLogger(this.log, key));
       if (waitMs > 0) this.lane?.addAfter(key, waitMs);
@@ -183,4 +177,29 @@ export class StatusWriter {
     }
     return 0;
   }
+}
+
+/** Ready=False with the parse errors, the counts as they were. */
+function invalidStatus(current: NetServiceObject, issues: string[], now: number): NetServiceStatus {
+  const previous = current.status;
+  const generation = current.metadata?.generation ?? 0;
+  const before = previous?.conditions?.find((condition) => condition.type === readyConditionType);
+  const condition: Condition = {
+    type: readyConditionType,
+    status: "False",
+    observedGeneration: generation,
+    lastTransitionTime: before?.status === "False" ? before.lastTransitionTime : metaTime(now),
+    // The CRD's schema normally keeps such a spec out.
+    reason: netServiceConditionReasons.invalidSpec,
+    message:
+      `the NetService does not parse (${issues.slice(0, 5).join("; ")}), so its objects are left as they are; ` +
+      "correct the spec (kubectl edit netservice)",
+  };
+  return {
+    observedGeneration: generation,
+    conditions: [condition],
+    readyEndpoints: previous?.readyEndpoints ?? 0,
+    notReadyEndpoints: previous?.notReadyEndpoints ?? 0,
+    nodesReporting: previous?.nodesReporting ?? 0,
+  };
 }

@@ -51,7 +51,7 @@ function lane(ns: NetService) {
   const controller = new AbortController();
   const term: Term = { signal: controller.signal, over: () => controller.signal.aborted, mayWrite: () => !controller.signal.aborted };
   const running = status.run(term, 2);
-  return { clock, applied, status, end: async () => (controller.abort(), await running) };
+  return { clock, applied, status, stored: () => stored, end: async () => (controller.abort(), await running) };
 }
 
 const settle = async () => {
@@ -97,4 +97,26 @@ t.test("nothing is written once the term is over, nor for an earlier NetService 
   clock.advance(5000);
   await settle();
   t.same(applied, [], "no lane, no write");
+});
+
+t.test("a NetService that stops parsing gets InvalidSpec, which no earlier submission waiting on the lane overwrites", async (t) => {
+  const ns = netService();
+  const { clock, applied, status, stored, end } = lane(ns);
+  status.submit(key, ns, published(1), []);
+  await settle();
+  clock.advance(100);
+  status.submit(key, ns, published(2), []);
+  await settle();
+  t.equal(applied.length, 1, "a count-only change waits for its interval");
+
+  clock.advance(100);
+  status.submitInvalid(stored(), ["spec.selector: Required"], createRootLogger({ env: { LOG_LEVEL: "silent" } }));
+  await settle();
+  t.same(applied.at(-1), { at: 200, ready: 1, reason: "InvalidSpec" }, "written at once, with the counts as they were");
+
+  clock.advance(2000);
+  await settle();
+  t.equal(applied.length, 2, "the earlier submission is gone, not written when its interval is over");
+  t.equal(stored().status?.conditions?.[0]?.reason, "InvalidSpec");
+  await end();
 });
