@@ -55,7 +55,7 @@ import { type KubeObject, objectKey, stripManagedFields } from "../common/kube/o
 import { resourcePath } from "../common/kube/resources.ts";
 import { WorkQueue } from "../common/kube/workqueue.ts";
 import { ReportBatch } from "./batch.ts";
-import { kubeletReported, podChangeMatters, slimPod } from "./pod-cache.ts";
+import { podChangeMatters, slimPod } from "./pod-cache.ts";
 import { annotationProblem, type AnnotationProblem, podWarning, type PodWarning } from "./pod-warnings.ts";
 import { formatTriggerTime, nodeNameLabel, reportNeedsWrite, reportObject, storedReport, type StoredReport } from "./report-object.ts";
 import { WarningLimiter } from "./warning-limiter.ts";
@@ -438,7 +438,7 @@ export class NodeAgent {
     const nodeUid = this.#nodeUid as string;
     const pods = this.#pods.list() as unknown as V1Pod[];
     const netServices = this.#currentNetServices(log);
-    const spec = buildNodeReport(this.nodeName, pods.filter((pod) => kubeletReported(pod as KubeObject)), netServices);
+    const spec = buildNodeReport(this.nodeName, pods, netServices);
     this.#warnAboutPods(pods, netServices, log);
     const stored = this.#stored;
     const parts = splitReport(spec, this.#partLimits);

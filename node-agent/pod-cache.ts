@@ -54,21 +54,6 @@ export function podChangeMatters(old: KubeObject, updated: KubeObject): boolean 
   return !jsonEqual(withoutVersion(old), withoutVersion(updated));
 }
 
-/**
- * Whether the pod may be published yet: the kubelet has reported on it (an
- * IP, or a phase past Pending). Multus writes network-status while it sets
- * the sandbox up, before the kubelet reports the pod's IPs and readiness;
- * publishing it then costs a report write and an aggregator write for an
- * endpoint that cannot be ready, and the kubelet's write that follows finds
- * that report write in flight. Upstream's EndpointSlice controller likewise
- * leaves out a pod without an IP (ShouldPodBeInEndpoints).
- */
-export function kubeletReported(pod: KubeObject): boolean {
-  const status = record(pod.status);
-  const podIPs = Array.isArray(status.podIPs) ? status.podIPs : [];
-  return Boolean(status.podIP) || podIPs.length > 0 || (typeof status.phase === "string" && status.phase !== "Pending");
-}
-
 function withoutVersion(pod: KubeObject): KubeObject {
   return { ...pod, metadata: { ...pod.metadata, resourceVersion: undefined } };
 }

@@ -4,7 +4,7 @@ import t from "tap";
 import { annotations, labels, type ReportSpec } from "../../common/api.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { buildNodeReport } from "../../common/node-report.ts";
-import { kubeletReported, podChangeMatters, slimPod } from "../../node-agent/pod-cache.ts";
+import { podChangeMatters, slimPod } from "../../node-agent/pod-cache.ts";
 import { annotationProblem } from "../../node-agent/pod-warnings.ts";
 import { formatTriggerTime, nodeNameLabel, reportNeedsWrite, reportObject, storedReport } from "../../node-agent/report-object.ts";
 import { attachment, netService, pod, propertyRuns } from "./objects.ts";
@@ -173,20 +173,4 @@ t.test("a stored report owned by something other than a Node has no node owner: 
   );
   t.equal(podOwned.nodeUid, undefined);
   t.ok(reportNeedsWrite(spec, podOwned, "node-uid"));
-});
-
-t.test("a pod is published once the kubelet has reported on it: an IP, or a phase past Pending", async (t) => {
-  const cases: { name: string; status: Record<string, unknown> | undefined; published: boolean }[] = [
-    { name: "no status yet (Multus wrote network-status while setting the sandbox up)", status: undefined, published: false },
-    { name: "Pending without an IP", status: { phase: "Pending" }, published: false },
-    { name: "Pending with an IP (containers still starting)", status: { phase: "Pending", podIP: "10.244.0.5" }, published: true },
-    { name: "Pending with podIPs only", status: { phase: "Pending", podIPs: [{ ip: "fd00::5" }] }, published: true },
-    { name: "Pending with an empty podIP and no podIPs", status: { phase: "Pending", podIP: "", podIPs: [] }, published: false },
-    { name: "Running with an IP", status: { phase: "Running", podIP: "10.244.0.5" }, published: true },
-    { name: "Running, IP not in the object (a kubelet-less test fixture)", status: { phase: "Running" }, published: true },
-  ];
-  for (const c of cases) {
-    const pod = { metadata: { name: "p" }, ...(c.status ? { status: c.status } : {}) };
-    t.equal(kubeletReported(slimPod(pod)), c.published, c.name);
-  }
 });
