@@ -11,9 +11,10 @@
 // informer events into NetService keys (keys.ts) and runs the work queue
 // while it leads; the reconciler (reconciler.ts) reads the caches
 // (caches.ts), plans, and returns when to look again; the writer (writer.ts)
-// makes every request; the status writer (status-writer.ts) ends each
-// reconcile with the status and its events. Informers run on every replica,
-// so a standby holds warm caches; only the leader runs the queue and writes.
+// makes every request; the status writer (status-writer.ts) writes the
+// status each reconcile hands it, and its events, on a lane of its own.
+// Informers run on every replica, so a standby holds warm caches; only the
+// leader runs the queues and writes.
 import type { V1Service } from "@kubernetes/client-node";
 import { apiVersion, defaultSystemNamespace, netServiceKind } from "../common/api.ts";
 import type { KubeClients } from "../common/kube/client.ts";
@@ -25,7 +26,7 @@ import type { KubeObject } from "../common/kube/object.ts";
 import { WorkQueue, type ProcessedEvent } from "../common/kube/workqueue.ts";
 import { createLogger, type Logger } from "../common/log.ts";
 import type { NodeProblem } from "../common/merge.ts";
-import { Caches, type NetServiceObject } from "./caches.ts";
+import { Caches } from "./caches.ts";
 import { LeadershipLostError } from "./errors.ts";
 import { Expectations } from "./expectations.ts";
 import { netServiceKey, ownerKeyOf } from "./keys.ts";
@@ -180,11 +181,7 @@ export class Aggregator {
     });
     const status = new StatusWriter({
       writer: this.writer,
-      current: (key) => {
-        const cached = this.caches.netServices.get(key);
-        const ownWrite = this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now()).objects.get(`${netServiceKind} ${key}`);
-        return cached && ((ownWrite?.object as NetServiceObject | undefined) ?? cached);
-      },
+      current: (key) => this.caches.netService(key, this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now()).objects),
       events: new EventRecorder(this.writer.applier, {
         controller: `${apiVersion.split("/")[0]}/netservice-aggregator`,
         instance: options.identity,

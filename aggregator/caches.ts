@@ -7,6 +7,7 @@
 //     reportIndex, ownerIndex[kind], liveness                kept by the controller's handlers
 //     informers, ready                                       for start, stop and health
 //     lookup(ref)                                            one object as a cache shows it (expectations.ts)
+//     netService(key, written)                               the NetService, or our status write the cache lags
 //     observe(netService, taken, written?)                   what plan.ts sees of the NetService's namespace
 //     nodeLookup(now)                                        each node's health, for mergeReports
 import { apiVersion, labels, netServiceKind, netServicePlural, reportPlural, sliceManagedBy, type NetService } from "../common/api.ts";
@@ -104,6 +105,17 @@ export class Caches {
     const informer: Informer<KubeObject> | undefined =
       ref.kind === netServiceKind ? this.netServices : this.owned[ref.kind as OwnedKind];
     return { object: informer?.get(ref.key), collectionVersion: informer?.health().resourceVersion };
+  }
+
+  /**
+   * The NetService as last known: the cache, or what our own status write
+   * returned while the cache does not show it yet (`written`, by "kind key":
+   * expectations.ts). Undefined once the cache has seen it deleted.
+   */
+  netService(key: string, written: ReadonlyMap<string, PendingView>): NetServiceObject | undefined {
+    const cached = this.netServices.get(key);
+    const ownWrite = written.get(`${netServiceKind} ${key}`)?.object as NetServiceObject | undefined;
+    return cached && (ownWrite ?? cached);
   }
 
   /**

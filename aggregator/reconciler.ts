@@ -17,7 +17,7 @@ import type { Clock } from "../common/kube/clock.ts";
 import type { KubeObject } from "../common/kube/object.ts";
 import { reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type NodeReport } from "../common/merge.ts";
-import type { Caches, NetServiceObject } from "./caches.ts";
+import type { Caches } from "./caches.ts";
 import type { PendingView } from "./expectations.ts";
 import { SweepSchedule } from "./foreign-slices.ts";
 import { controls } from "./ownership.ts";
@@ -113,10 +113,7 @@ export class Reconciler {
       log.debug({ waitingFor: pending.waitFor.map((item) => `${item.kind} ${item.key}`) }, "caches do not show our last writes yet; looking again shortly");
       return { requeueAfterMs: this.staleRequeueMs };
     }
-    // Our last status write, as it returned, while the cache does not show it yet (expectations.ts).
-    const ownStatusWrite = pending.objects.get(`${netServiceKind} ${key}`)?.object as NetServiceObject | undefined;
-    const cached = this.caches.netServices.get(key);
-    const raw = cached && (ownStatusWrite ?? cached);
+    const raw = this.caches.netService(key, pending.objects);
     if (!raw) {
       this.forget(key);
       log.debug("NetService gone; the garbage collector removes what it owned");
