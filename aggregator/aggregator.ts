@@ -11,11 +11,12 @@
 // informer events into NetService keys (keys.ts) and runs the work queue
 // while it leads; the reconciler (reconciler.ts) reads the caches
 // (caches.ts), plans, and returns when to look again; the writer (writer.ts)
-// makes every request; the status writer (status-writer.ts) ends each
-// reconcile with the status and its events. Informers run on every replica,
-// so a standby holds warm caches; only the leader runs the queue and writes.
+// makes every request; the status writer (status-writer.ts) writes the
+// status each reconcile hands it, and its events, on a lane of its own.
+// Informers run on every replica, so a standby holds warm caches; only the
+// leader runs the queues and writes.
 import type { V1Service } from "@kubernetes/client-node";
-import { apiVersion, defaultSystemNamespace } from "../common/api.ts";
+import { apiVersion, defaultSystemNamespace, netServiceKind } from "../common/api.ts";
 import type { KubeClients } from "../common/kube/client.ts";
 import { realClock, type Clock, type Timer } from "../common/kube/clock.ts";
 import { EventRecorder } from "../common/kube/events.ts";
@@ -132,6 +133,8 @@ export class Aggregator {
   private readonly caches: Caches;
   private readonly writer: Writer;
   private readonly reconciler: Reconciler;
+  /** Writes each NetService's status on a lane of its own, off the reconcile path. */
+  private readonly status: StatusWriter;
   /** Checks that reported pods run on the reporting node (pod-placement.ts); undefined: trust the reports. */
   private readonly verifier: ReportVerifier | undefined;
 
@@ -178,6 +181,7 @@ export class Aggregator {
     });
     const status = new StatusWriter({
       writer: this.writer,
+      current: (key) => this.caches.netService(key, this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now()).objects),
       events: new EventRecorder(this.writer.applier, {
         controller: `${apiVersion.split("/")[0]}/netservice-aggregator`,
         instance: options.identity,
@@ -193,6 +197,7 @@ export class Aggregator {
       options.verifyPodPlacement === false
         ? undefined
         : new ReportVerifier({ http: clients.http, now: () => this.clock.now(), podUids: () => this.caches.reportIndex.podUids() });
+    this.status = status;
     this.reconciler = new Reconciler({
       caches: this.caches,
       writer: this.writer,
@@ -282,6 +287,8 @@ export class Aggregator {
     const { netServices, reports, nodes, heartbeats, owned, reportIndex, ownerIndex, liveness } = this.caches;
     netServices.onChange((event) => {
       if (event.type === "delete") this.reconciler.forget(event.key);
+      // Our own status write: the reconcile that wrote it planned with what it returned (expectations.ts).
+      if (this.writer.ownWrite(event.key, { kind: netServiceKind, key: event.key }, event)) return;
       this.enqueue(event.key);
     });
     reports.onChange((event) => {
@@ -308,7 +315,7 @@ export class Aggregator {
           // Kubernetes' controller is publishing primary addresses under the NetService's name; see foreign-slices.ts.
           this.reconciler.sweeps.repaired(owner, this.clock.now());
         }
-        if (owner) this.enqueue(owner);
+        if (owner && !this.writer.ownWrite(owner, { kind, key: event.key }, event)) this.enqueue(owner);
         if (event.type === "update") {
           const previousOwner = ownerKeyOf(event.old);
           if (previousOwner && previousOwner !== owner) this.enqueue(previousOwner);
@@ -359,6 +366,7 @@ export class Aggregator {
     this.log.info({ netServices: this.caches.netServices.size, workers: this.workers }, "leading: reconciling every NetService");
     for (const key of this.caches.netServices.keys()) queue.add(key);
     const workers = queue.run(this.workers, (key) => this.reconcile(key, term));
+    const statusLane = this.status.run(term, this.workers);
     await new Promise<void>((resolve) => {
       if (signal.aborted) resolve();
       else signal.addEventListener("abort", () => resolve(), { once: true });
@@ -367,6 +375,7 @@ export class Aggregator {
     this.log.info("no longer leading: writes stopped");
     await queue.shutdown();
     await workers;
+    await statusLane;
   }
 
   /** The one place a reconcile's result reaches the queue: look again when it asks; a throw retries with backoff. */

@@ -7,7 +7,8 @@
 //     reportIndex, ownerIndex[kind], liveness                kept by the controller's handlers
 //     informers, ready                                       for start, stop and health
 //     lookup(ref)                                            one object as a cache shows it (expectations.ts)
-//     observe(netService, taken, now)                        what plan.ts sees of the NetService's namespace
+//     netService(key, written)                               the NetService, or our status write the cache lags
+//     observe(netService, taken, written?)                   what plan.ts sees of the NetService's namespace
 //     nodeLookup(now)                                        each node's health, for mergeReports
 import { apiVersion, labels, netServiceKind, netServicePlural, reportPlural, sliceManagedBy, type NetService } from "../common/api.ts";
 import type { NetServiceStatus } from "../common/desired-status.ts";
@@ -18,7 +19,7 @@ import type { KubeObject } from "../common/kube/object.ts";
 import { resourcePath } from "../common/kube/resources.ts";
 import type { Logger } from "../common/log.ts";
 import type { NodeLookup } from "../common/merge.ts";
-import type { CacheView, ObjectRef } from "./expectations.ts";
+import type { CacheView, ObjectRef, PendingView } from "./expectations.ts";
 import { netServiceKey } from "./keys.ts";
 import { NodeLiveness, slimHeartbeat, slimNode, type HeartbeatView, type NodeView } from "./node-liveness.ts";
 import { OwnerIndex } from "./owner-index.ts";
@@ -106,17 +107,47 @@ export class Caches {
     return { object: informer?.get(ref.key), collectionVersion: informer?.health().resourceVersion };
   }
 
-  /** The NetService's namespace as the plan sees it: the caches, and the names a create found taken. */
-  observe(netService: NetService, taken: (kind: OwnedKind, namespace: string, name: string) => KubeObject | undefined): Observed {
+  /**
+   * The NetService as last known: the cache, or what our own status write
+   * returned while the cache does not show it yet (`written`, by "kind key":
+   * expectations.ts). Undefined once the cache has seen it deleted.
+   */
+  netService(key: string, written: ReadonlyMap<string, PendingView>): NetServiceObject | undefined {
+    const cached = this.netServices.get(key);
+    const ownWrite = written.get(`${netServiceKind} ${key}`)?.object as NetServiceObject | undefined;
+    return cached && (ownWrite ?? cached);
+  }
+
+  /**
+   * The NetService's namespace as the plan sees it: the caches, overlaid with
+   * what our writes returned where the caches do not show them yet (`written`,
+   * by "kind key": expectations.ts), and the names a create found taken.
+   */
+  observe(
+    netService: NetService,
+    taken: (kind: OwnedKind, namespace: string, name: string) => KubeObject | undefined,
+    written: ReadonlyMap<string, PendingView> = new Map(),
+  ): Observed {
     const { namespace } = netService.metadata;
     const key = netServiceKey(namespace, netService.metadata.name);
     return {
-      get: (kind, name) => this.owned[kind].get(`${namespace}/${name}`) ?? taken(kind, namespace, name),
-      indexed: (kind) =>
-        this.ownerIndex[kind]
-          .objectsOf(key)
-          .map((objectKeyText) => this.owned[kind].get(objectKeyText))
-          .filter((object): object is KubeObject => object !== undefined),
+      get: (kind, name) => {
+        const objectKeyText = `${namespace}/${name}`;
+        const pending = written.get(`${kind} ${objectKeyText}`);
+        if (pending) return pending.object;
+        return this.owned[kind].get(objectKeyText) ?? taken(kind, namespace, name);
+      },
+      indexed: (kind) => {
+        const keys = new Set(this.ownerIndex[kind].objectsOf(key));
+        for (const pending of written.values()) if (pending.kind === kind) keys.add(pending.key);
+        return [...keys]
+          .sort()
+          .map((objectKeyText) => {
+            const pending = written.get(`${kind} ${objectKeyText}`);
+            return pending ? pending.object : this.owned[kind].get(objectKeyText);
+          })
+          .filter((object): object is KubeObject => object !== undefined);
+      },
     };
   }
 

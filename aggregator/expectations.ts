@@ -1,13 +1,21 @@
 // The stale-cache guard, as the EndpointSlice controller has one: after a
-// write, the aggregator remembers what it wrote, and does not reconcile that
-// NetService again until its informers have seen that write. Deciding from a
-// cache that does not yet show our own write would write the same thing
-// again, or delete what we just created.
-import type { KubeObject } from "../common/kube/object.ts";
+// write, the aggregator remembers what it wrote. Deciding from a cache that
+// does not yet show our own write would write the same thing again, or
+// delete what we just created. Until the informers have seen a write, the
+// next reconcile of that NetService plans against what the write returned
+// (the object as stored, or its absence after a delete) instead of waiting
+// for the watch (docs/performance.md); and the watch event of our own write
+// wakes nobody, since the reconcile that wrote already knew its outcome
+// (upstream's EndpointSlice tracker does the same).
+import { stripManagedFields, type KubeObject } from "../common/kube/object.ts";
 
 export type Expectation =
-  /** We wrote the object; the cache must hold it at this resourceVersion or a later one. */
-  | { type: "written"; resourceVersion: string; since: number }
+  /**
+   * We wrote the object; the cache must hold it at this resourceVersion or a
+   * later one. `object`: the object as the write returned it, to plan against
+   * meanwhile.
+   */
+  | { type: "written"; resourceVersion: string; since: number; object?: KubeObject }
   /** We deleted the object with this uid; the cache must no longer hold it. */
   | { type: "deleted"; uid: string; since: number };
 
@@ -34,6 +42,29 @@ export function expectationMet(expectation: Expectation, cache: CacheView): bool
   return seen === wanted || atOrAfter(seen, wanted) || atOrAfter(cache.collectionVersion, wanted);
 }
 
+/**
+ * The object a reconcile plans against: the cache's when it shows our write
+ * (or has watched past it); otherwise what the write returned, or nothing
+ * after our delete. "unknown": a write whose result we did not keep, so the
+ * reconcile must wait for the cache.
+ */
+export function planningView(expectation: Expectation, cache: CacheView): { object: KubeObject | undefined } | "unknown" {
+  if (expectationMet(expectation, cache)) return { object: cache.object };
+  if (expectation.type === "deleted") return { object: undefined };
+  return expectation.object ? { object: expectation.object } : "unknown";
+}
+
+/**
+ * Whether an informer event shows nothing but our own write: the object at
+ * exactly the version we wrote, or the deletion of the object we deleted.
+ * Such an event need wake no reconcile.
+ */
+export function isOwnWrite(expectation: Expectation, event: { type: "add" | "update" | "delete"; object: KubeObject }): boolean {
+  const { uid, resourceVersion } = event.object.metadata ?? {};
+  if (expectation.type === "deleted") return event.type === "delete" && uid === expectation.uid;
+  return event.type !== "delete" && resourceVersion !== undefined && resourceVersion === expectation.resourceVersion;
+}
+
 function atOrAfter(seen: string | undefined, wanted: string): boolean {
   const integer = /^[1-9][0-9]*$/;
   if (seen === undefined || !integer.test(seen) || !integer.test(wanted)) return false;
@@ -44,6 +75,9 @@ function atOrAfter(seen: string | undefined, wanted: string): boolean {
 export type ObjectRef = { kind: string; key: string };
 
 export type PendingExpectation = ObjectRef & { expectation: Expectation };
+
+/** An object as a reconcile plans against it while the cache lags our write: undefined when we deleted it. */
+export type PendingView = ObjectRef & { object: KubeObject | undefined };
 
 export class Expectations {
   private readonly ttlMs: number;
@@ -59,9 +93,11 @@ export class Expectations {
     this.ttlMs = options.ttlMs;
   }
 
-  written(owner: string, ref: ObjectRef, resourceVersion: string | undefined, now: number): void {
-    if (!resourceVersion) return;
-    this.set(owner, { ...ref, expectation: { type: "written", resourceVersion, since: now } });
+  /** We wrote `stored` (as the API server returned it); without a resourceVersion nothing can be expected. */
+  written(owner: string, ref: ObjectRef, stored: KubeObject | undefined, now: number): void {
+    const resourceVersion = stored?.metadata?.resourceVersion;
+    if (!stored || !resourceVersion) return;
+    this.set(owner, { ...ref, expectation: { type: "written", resourceVersion, since: now, object: stripManagedFields(stored) } });
   }
 
   deleted(owner: string, ref: ObjectRef, uid: string | undefined, now: number): void {
@@ -86,6 +122,29 @@ export class Expectations {
     }
     if (mine.size === 0) this.byOwner.delete(owner);
     return pending;
+  }
+
+  /**
+   * What the owner's next reconcile plans against where the caches do not
+   * show its writes yet: by "kind key", the object each write returned (or
+   * undefined after a delete). `waitFor`: the writes whose result is not
+   * known, for which the reconcile must wait as before.
+   */
+  overlay(owner: string, lookup: (ref: ObjectRef) => CacheView, now: number): { objects: Map<string, PendingView>; waitFor: PendingExpectation[] } {
+    const objects = new Map<string, PendingView>();
+    const waitFor: PendingExpectation[] = [];
+    for (const item of this.pending(owner, lookup, now)) {
+      const view = planningView(item.expectation, lookup(item));
+      if (view === "unknown") waitFor.push(item);
+      else objects.set(`${item.kind} ${item.key}`, { kind: item.kind, key: item.key, object: view.object });
+    }
+    return { objects, waitFor };
+  }
+
+  /** Whether an informer event of this owner's object shows only our own pending write (isOwnWrite). */
+  ownWrite(owner: string, ref: ObjectRef, event: { type: "add" | "update" | "delete"; object: KubeObject }): boolean {
+    const item = this.byOwner.get(owner)?.get(`${ref.kind} ${ref.key}`);
+    return item !== undefined && isOwnWrite(item.expectation, event);
   }
 
   forget(owner: string): void {

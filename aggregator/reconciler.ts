@@ -1,14 +1,16 @@
 // One NetService's reconcile: read the caches, keep only the report entries
 // whose pods run on the reporting node (pod-placement.ts), merge them with
 // each node's health (node-liveness.ts), plan with pure functions (plan.ts),
-// have the writer carry the plan out, end with the status, and say when to
-// look again. It never touches the queue: the controller does what it returns.
+// have the writer carry the plan out, hand the status to its own lane
+// (status-writer.ts), and say when to look again. It never touches the
+// queue: the controller does what it returns.
 //
 //   new Reconciler({caches, writer, status, verifier?, clock, logger, staleRequeueMs, takenRecheckMs, minWriteIntervalMs})
 //     reconcile(key, term): Promise<Result>   throws what a retry should fix
 //     forget(key)                             the NetService is gone
 //     published(): {ready, notReady}          pods published, for the endpoints gauge
-//     staleCacheRequeues                      reconciles postponed until the caches show our writes
+//     staleCacheRequeues                      reconciles postponed until the caches show our writes (only those
+//                                             whose result the writer did not keep: expectations.ts)
 import type { V1Service } from "@kubernetes/client-node";
 import { apiVersion, netServiceConditionReasons, netServiceKind, netServiceSchema, type NetService } from "../common/api.ts";
 import type { Clock } from "../common/kube/clock.ts";
@@ -16,6 +18,7 @@ import type { KubeObject } from "../common/kube/object.ts";
 import { reconcileLogger, type Logger } from "../common/log.ts";
 import { mergeReports, type NodeReport } from "../common/merge.ts";
 import type { Caches } from "./caches.ts";
+import type { PendingView } from "./expectations.ts";
 import { SweepSchedule } from "./foreign-slices.ts";
 import { controls } from "./ownership.ts";
 import { Pacer } from "./pacing.ts";
@@ -104,7 +107,13 @@ export class Reconciler {
   async reconcile(key: string, term: Term): Promise<Result> {
     if (term.signal.aborted) return {};
     const log = reconcileLogger(this.log, key);
-    const raw = this.caches.netServices.get(key);
+    const pending = this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now());
+    if (pending.waitFor.length > 0) {
+      this.staleRequeues++;
+      log.debug({ waitingFor: pending.waitFor.map((item) => `${item.kind} ${item.key}`) }, "caches do not show our last writes yet; looking again shortly");
+      return { requeueAfterMs: this.staleRequeueMs };
+    }
+    const raw = this.caches.netService(key, pending.objects);
     if (!raw) {
       this.forget(key);
       log.debug("NetService gone; the garbage collector removes what it owned");
@@ -114,17 +123,12 @@ export class Reconciler {
       log.debug("NetService is being deleted");
       return {};
     }
-    const pending = this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now());
-    if (pending.length > 0) {
-      this.staleRequeues++;
-      log.debug({ waitingFor: pending.map((item) => `${item.kind} ${item.key}`) }, "caches do not show our last writes yet; looking again shortly");
-      return { requeueAfterMs: this.staleRequeueMs };
-    }
 
     const parsed = netServiceSchema.safeParse(raw);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
-      return after(await this.status.writeInvalid(raw, issues, term, log));
+      this.status.submitInvalid(raw, issues, log);
+      return {};
     }
     const netService = parsed.data;
     const writeWaitMs = this.writePacer.delay(key, this.clock.now());
@@ -133,10 +137,10 @@ export class Reconciler {
     const now = this.clock.now();
     const merged = mergeReports(netService, reports, this.caches.nodeLookup(now), now);
 
-    let plan = planNetService(netService, merged, this.observe(netService));
+    let plan = planNetService(netService, merged, this.observe(netService, pending.objects));
     let outcome = await this.writer.execute(netService, plan.actions, term, log);
     for (let pass = 1; outcome.discoveredTaken && pass < 3; pass++) {
-      plan = planNetService(netService, merged, this.observe(netService));
+      plan = planNetService(netService, merged, this.observe(netService, this.writer.pending(key, (ref) => this.caches.lookup(ref), this.clock.now()).objects));
       outcome = await this.writer.execute(netService, plan.actions, term, log);
     }
     if (plan.actions.length > 0) this.writePacer.wrote(key, this.clock.now());
@@ -150,10 +154,10 @@ export class Reconciler {
     const problems = [...plan.problems, ...outcome.refused];
     // The counts say what is published, which is nothing while the Service's name is someone else's.
     const shown = plan.publishing ? merged : { ...merged, endpoints: [], readyEndpoints: 0, notReadyEndpoints: 0 };
-    const statusWaitMs = await this.status.write(raw, netService, shown, problems, term, log);
+    this.status.submit(key, netService, shown, problems);
     this.publishedCounts.set(key, { ready: shown.readyEndpoints, notReady: shown.notReadyEndpoints });
     const nameTaken = plan.problems.some((problem) => problem.reason === netServiceConditionReasons.serviceNameTaken);
-    const result = after(statusWaitMs, this.sweeps.untilNext(key, this.clock.now()), nameTaken ? this.takenRecheckMs : 0);
+    const result = after(this.sweeps.untilNext(key, this.clock.now()), nameTaken ? this.takenRecheckMs : 0);
     if (outcome.refused.length > 0) {
       return { ...result, error: new Error(`the API server refused ${outcome.refused.length} writes: ${outcome.refused[0]?.message}`) };
     }
@@ -164,10 +168,10 @@ export class Reconciler {
     return result;
   }
 
-  /** The namespace as the plan sees it, with the names a create found taken that the caches do not show. */
-  private observe(netService: NetService) {
+  /** The namespace as the plan sees it, with our writes the caches do not show yet and the names a create found taken. */
+  private observe(netService: NetService, written: ReadonlyMap<string, PendingView>) {
     const now = this.clock.now();
-    return this.caches.observe(netService, (kind, namespace, name) => this.writer.taken(kind, namespace, name, now));
+    return this.caches.observe(netService, (kind, namespace, name) => this.writer.taken(kind, namespace, name, now), written);
   }
 
   /**

@@ -9,7 +9,8 @@
 //     sweepKubeSlices(netService, serviceUid, term, log): Promise<void>
 //     applyStatus(object, term): Promise<void>
 //     taken(kind, namespace, name, now)      an object found holding a name we need, which the caches do not show
-//     pending(key, lookup, now)              our writes the caches do not show yet
+//     pending(key, lookup, now)              our writes the caches do not show yet: what they returned, and what to wait for
+//     ownWrite(key, ref, event)              an informer event that shows only our own write
 //     forget(key), countWrite(kind, verb), writes(), writeFailures
 //
 // Every request goes through write(): only while the term lasts, and counted.
@@ -24,7 +25,7 @@ import { objectKey, type KubeObject } from "../common/kube/object.ts";
 import type { Logger } from "../common/log.ts";
 import { describe } from "../common/program.ts";
 import { isNamespaceTerminating, isRefusal, LeadershipLostError } from "./errors.ts";
-import type { CacheView, Expectations, ObjectRef, PendingExpectation } from "./expectations.ts";
+import type { CacheView, Expectations, ObjectRef, PendingExpectation, PendingView } from "./expectations.ts";
 import { kubeSlicesSelector } from "./foreign-slices.ts";
 import { netServiceKey } from "./keys.ts";
 import { controls } from "./ownership.ts";
@@ -103,9 +104,18 @@ export class Writer {
     return taken && taken.until > now ? taken.object : undefined;
   }
 
-  /** Our writes for this NetService that the caches do not show yet. */
-  pending(key: string, lookup: (ref: ObjectRef) => CacheView, now: number): PendingExpectation[] {
-    return this.expectations.pending(key, lookup, now);
+  /**
+   * Our writes for this NetService that the caches do not show yet: the
+   * objects they returned, to plan against, and those whose result is not
+   * known, to wait for (expectations.ts).
+   */
+  pending(key: string, lookup: (ref: ObjectRef) => CacheView, now: number): { objects: Map<string, PendingView>; waitFor: PendingExpectation[] } {
+    return this.expectations.overlay(key, lookup, now);
+  }
+
+  /** An informer event that shows only our own write, which the reconcile that made it already planned with. */
+  ownWrite(key: string, ref: ObjectRef, event: { type: "add" | "update" | "delete"; object: KubeObject }): boolean {
+    return this.expectations.ownWrite(key, ref, event);
   }
 
   forget(key: string): void {
@@ -172,7 +182,7 @@ export class Writer {
       this.applier.applyStatus(object, { signal: term.signal }),
     );
     const key = objectKey(object);
-    this.expectations.written(key, { kind: netServiceKind, key }, stored.metadata?.resourceVersion, this.clock.now());
+    this.expectations.written(key, { kind: netServiceKind, key }, stored, this.clock.now());
   }
 
   /** One action; a failure is recorded in the outcome (refused, or to retry), except the end of leadership, which is thrown. */
@@ -236,7 +246,7 @@ export class Writer {
       return "taken";
     }
     const key = netServiceKey(namespace, netService.metadata.name);
-    this.expectations.written(key, { kind, key: objectKey(created) }, created.metadata?.resourceVersion, this.clock.now());
+    this.expectations.written(key, { kind, key: objectKey(created) }, created, this.clock.now());
     await this.apply(netService, kind, desired, created, term, { fresh: true });
     return "created";
   }
@@ -259,7 +269,7 @@ export class Writer {
     const body = { ...desired, metadata: { ...desired.metadata, uid: existing.metadata?.uid } };
     const stored = await this.write(term, kind, "apply", () => this.applier.apply(body, { signal: term.signal }));
     const key = netServiceKey(netService.metadata.namespace, netService.metadata.name);
-    this.expectations.written(key, { kind, key: objectKey(stored) }, stored.metadata?.resourceVersion, this.clock.now());
+    this.expectations.written(key, { kind, key: objectKey(stored) }, stored, this.clock.now());
   }
 
   private async remove(netService: NetService, kind: OwnedKind, existing: KubeObject, ownerUid: string, term: Term): Promise<void> {
