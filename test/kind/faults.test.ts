@@ -67,7 +67,7 @@ async function faultTests(cluster: KindCluster) {
     t.pass(`after the restart, ${victim.metadata.name}'s deletion and its replacement were followed`);
   });
 
-  t.test("delete the aggregator leader's pod: the standby takes over and keeps corens right", async (t) => {
+  t.test("delete the aggregator leader's pod: another replica takes over and keeps corens right", async (t) => {
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases/netservice-aggregator`;
     type Lease = { spec: { holderIdentity?: string; leaseTransitions?: number } };
     const lease = await clients.http.request<Lease>({ method: "GET", path: leasePath });
@@ -83,8 +83,12 @@ async function faultTests(cluster: KindCluster) {
       expect(Boolean(now.spec.holderIdentity) && now.spec.holderIdentity !== leader, `holder still ${now.spec.holderIdentity}`);
       return now.spec.holderIdentity!;
     }, { timeoutMs: 120_000, intervalMs: 250 });
-    t.equal(holder, standby, "the standby holds the Lease");
-    t.comment(`takeover ${((Date.now() - started) / 1000).toFixed(1)} s after the leader's pod was deleted (graceful: it releases the Lease)`);
+    // The leader releases the Lease as it stops; every candidate polls it
+    // (retry period 2 s to 4.4 s, as client-go's), so the Deployment's
+    // replacement pod, started meanwhile, can win the race against the standby.
+    const running = runningPods(await listPods(clients, systemNamespace, "app.kubernetes.io/name=netservice-aggregator")).map((pod) => pod.metadata.name);
+    t.ok(running.includes(holder), `a running replica holds the Lease: ${holder === standby ? "the standby" : "the replacement pod"} ${holder}`);
+    t.comment(`takeover ${((Date.now() - started) / 1000).toFixed(1)} s after the leader's pod was deleted (graceful: it releases the Lease), by ${holder === standby ? "the standby" : "the replacement pod"}`);
     await kubectl(cluster, "-n", "default", "scale", "deployment/utils", "--replicas=4");
     await eventually(async () => expect((await truth()).length >= 4 * 2, "4 pods with two core addresses each"), timeout);
     await expectExact();
