@@ -46,6 +46,12 @@ export type BenchParams = {
    * (the cluster's defaults: the service-accounts FlowSchema, workload-low).
    */
   apf: ApfMode;
+  /**
+   * What the two program processes run: "bundled" (dist/*.mjs built by
+   * hack/bundle.ts, as the image runs them) or "sources" (the TypeScript
+   * sources through Node's type stripping).
+   */
+  programs: ProgramsMode;
   /** Extra kube-controller-manager flags, e.g. --kube-api-qps=100. */
   kcmFlags: string[];
   /** Extra aggregator flags, e.g. --min-write-interval-ms=200. */
@@ -58,6 +64,8 @@ export type BenchParams = {
 
 export const apfModes = ["same-level", "as-deployed"] as const;
 export type ApfMode = (typeof apfModes)[number];
+export const programsModes = ["bundled", "sources"] as const;
+export type ProgramsMode = (typeof programsModes)[number];
 
 const common = {
   agentDebounceMs: 0,
@@ -67,6 +75,7 @@ const common = {
   gracePeriodSeconds: 1,
   audit: true,
   apf: "same-level" as ApfMode,
+  programs: "bundled" as ProgramsMode,
   kcmFlags: [] as string[],
   aggregatorFlags: [] as string[],
   outDir: "bench-results",
@@ -134,6 +143,8 @@ Options:
   --no-audit                 no API server audit log (no server-side request counts)
   --apf MODE                 our service accounts' API priority: same-level (default: kube-controller-manager's
                              controllers' level, workload-high) or as-deployed (the defaults: workload-low)
+  --programs MODE            what the agent and aggregator processes run: bundled (default: dist/*.mjs from
+                             hack/bundle.ts, as the image runs them) or sources (the TypeScript sources)
   --kcm-flag FLAG            extra kube-controller-manager flag (repeatable), e.g. --kcm-flag=--kube-api-qps=100
   --aggregator-flag FLAG     extra aggregator flag (repeatable), e.g. --aggregator-flag=--workers=8
   --out DIR                  where the chart goes (default bench-results)
@@ -177,6 +188,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         "grace-period": { type: "string" },
         audit: { type: "boolean" },
         apf: { type: "string" },
+        programs: { type: "string" },
         "kcm-flag": { type: "string", multiple: true },
         "aggregator-flag": { type: "string", multiple: true },
         out: { type: "string" },
@@ -214,6 +226,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     gracePeriodSeconds: int("--grace-period", values["grace-period"], base.gracePeriodSeconds, 0, 300),
     audit: values.audit ?? base.audit,
     apf: apfMode(values.apf, base.apf),
+    programs: programsMode(values.programs, base.programs),
     kcmFlags: [...base.kcmFlags, ...(values["kcm-flag"] ?? [])],
     aggregatorFlags: [...base.aggregatorFlags, ...(values["aggregator-flag"] ?? [])],
     outDir: values.out ?? base.outDir,
@@ -228,6 +241,13 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     throw new BenchArgsError(`${params.nodes * params.podsPerNode} pods cannot give each of ${params.netServices} NetServices a pod; add nodes or pods per node`);
   }
   return { help: false, params, json: values.json };
+}
+
+function programsMode(text: string | undefined, fallback: ProgramsMode): ProgramsMode {
+  if (text === undefined) return fallback;
+  const mode = programsModes.find((m) => m === text);
+  if (!mode) throw new BenchArgsError(`--programs must be one of ${programsModes.join(", ")}, got "${text}"`);
+  return mode;
 }
 
 function apfMode(text: string | undefined, fallback: ApfMode): ApfMode {

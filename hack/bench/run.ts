@@ -36,7 +36,8 @@ import { classify, controllersFlowSchema, unfairness, type ApfClasses } from "./
 import { auditByVerb, auditFlags, auditWrites, countAudit, benchUserAgents, programs, type AuditCounts } from "./audit.ts";
 import { eventKinds, LatencyMatcher, sides, summarise, type EventKind, type PodEvent, type Settled, type Side, type Target } from "./latency.ts";
 import { startObserver, floorLabel, floorSeqAnnotation, type FloorProbe, type Observer, type ObserverMessage } from "./observer.ts";
-import type { BenchParams } from "./params.ts";
+import type { BenchParams, ProgramsMode } from "./params.ts";
+import { bundlePrograms } from "../bundle.ts";
 import { cpuSecondsBetween, readProcStats, type ProcStats } from "./proc-stats.ts";
 import { byVerb, RequestCounter, writesOf, type RequestCounts } from "./request-counter.ts";
 import { agentProcessGroup, type BenchResult, type LatencyFigures, type ProcessFigures } from "./result.ts";
@@ -289,7 +290,8 @@ class BenchRun {
     const agentKubeconfig = path.join(this.#workDir, "agent.kubeconfig");
     const agentToken = (await this.#agentCredentials(representativeNode)).token;
     await writeTokenKubeconfig(kubeconfig, agentToken, agentKubeconfig);
-    this.#agent = await this.#startChild("agent", path.join(repoRoot, "node-agent", "main.ts"), [
+    const programs = await programFiles(params.programs, this.#workDir);
+    this.#agent = await this.#startChild("agent", programs.agent, [
       `--kubeconfig=${agentKubeconfig}`,
       `--node-name=${representativeNode}`,
       `--debounce-ms=${params.agentDebounceMs}`,
@@ -302,7 +304,7 @@ class BenchRun {
     await aggregator.clients.close();
     const aggregatorKubeconfig = path.join(this.#workDir, "aggregator.kubeconfig");
     await writeTokenKubeconfig(kubeconfig, aggregator.token, aggregatorKubeconfig);
-    this.#aggregator = await this.#startChild("aggregator", path.join(repoRoot, "aggregator", "main.ts"), [
+    this.#aggregator = await this.#startChild("aggregator", programs.aggregator, [
       `--kubeconfig=${aggregatorKubeconfig}`,
       "--no-leader-elect",
       `--identity=${aggregator.pod.metadata.name}`,
@@ -855,4 +857,14 @@ function ratio(value: number, floor: number): number {
 
 function round2(value: number): number {
   return Math.round(value * 100) / 100;
+}
+
+/** The files the two program processes run: bundled into the working directory (as the image runs them), or the sources. */
+async function programFiles(mode: ProgramsMode, workDir: string): Promise<{ agent: string; aggregator: string }> {
+  if (mode === "sources") {
+    return { agent: path.join(repoRoot, "node-agent", "main.ts"), aggregator: path.join(repoRoot, "aggregator", "main.ts") };
+  }
+  const outdir = path.join(workDir, "dist");
+  await bundlePrograms(outdir);
+  return { agent: path.join(outdir, "node-agent.mjs"), aggregator: path.join(outdir, "aggregator.mjs") };
 }

@@ -155,6 +155,10 @@ t.test("the command line picks a preset and overrides any field", async (t) => {
   const deployed = parseBenchArgs(["--apf", "as-deployed"]);
   t.equal(deployed.help ? undefined : deployed.params.apf, "as-deployed");
   t.throws(() => parseBenchArgs(["--apf", "exempt"]), /--apf must be one of same-level, as-deployed/);
+  t.equal(quick.help ? undefined : quick.params.programs, "bundled", "the programs run bundled, as the image runs them, unless asked otherwise");
+  const sources = parseBenchArgs(["--programs", "sources"]);
+  t.equal(sources.help ? undefined : sources.params.programs, "sources");
+  t.throws(() => parseBenchArgs(["--programs", "ts"]), /--programs must be one of bundled, sources/);
 });
 
 t.test("/proc figures: CPU ticks after the command name, memory in kB", async (t) => {
