@@ -1,0 +1,46 @@
+// Checks deploy/monitoring/alerts.yaml with promtool: `promtool check rules`
+// on the PrometheusRule's groups, then `promtool test rules` on
+// deploy/monitoring/alerts.test.yaml. promtool reads plain rule files, so the
+// groups are written to a temporary directory beside a copy of the tests.
+// Installs promtool (Debian's prometheus package) when missing and running
+// as root.
+//
+//   node hack/monitoring/check.ts      (npm run test:alerts)
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse, stringify } from "yaml";
+
+const monitoring = new URL("../../deploy/monitoring/", import.meta.url).pathname;
+
+ensurePromtool();
+const directory = mkdtempSync(join(tmpdir(), "netservice-alerts-"));
+try {
+  const rule = parse(readFileSync(join(monitoring, "alerts.yaml"), "utf8")) as { kind?: string; spec?: { groups?: unknown } };
+  if (rule.kind !== "PrometheusRule" || !Array.isArray(rule.spec?.groups)) throw new Error("deploy/monitoring/alerts.yaml is not a PrometheusRule with spec.groups");
+  writeFileSync(join(directory, "alerts.rules.yaml"), stringify({ groups: rule.spec.groups }));
+  copyFileSync(join(monitoring, "alerts.test.yaml"), join(directory, "alerts.test.yaml"));
+  promtool(["check", "rules", join(directory, "alerts.rules.yaml")]);
+  promtool(["test", "rules", join(directory, "alerts.test.yaml")]);
+} finally {
+  rmSync(directory, { recursive: true, force: true });
+}
+
+function promtool(args: string[]): void {
+  const result = spawnSync("promtool", args, { stdio: "inherit" });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+function ensurePromtool(): void {
+  if (spawnSync("promtool", ["--version"], { stdio: "ignore" }).status === 0) return;
+  if (process.getuid?.() !== 0) {
+    throw new Error("promtool is missing: install Debian's prometheus package (apt-get install -y prometheus) or a promtool release on PATH");
+  }
+  // On a host booted with systemd the package also starts a Prometheus server.
+  execFileSync("apt-get", ["update"], { stdio: "inherit" });
+  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "prometheus"], {
+    stdio: "inherit",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+}
