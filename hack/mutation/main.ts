@@ -1,4 +1,4 @@
-// npm run test:mutation -- [--preset full|ci] [--sample N] [--seed TEXT] [--files a.ts,b.ts] [--incremental]
+// npm run test:mutation -- [--preset full|ci] [--sample N] [--seed TEXT] [--files a.ts,b.ts] [--incremental] [--concurrency N]
 //
 // Mutation testing of the pure code (hack/mutation/scope.ts) against the unit
 // tests that cover it: Stryker changes one operator, condition or constant at
@@ -46,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
 
   await shareFixturesWithSandboxes();
   const started = performance.now();
-  const results = await new Stryker(strykerOptions(mutate, args.incremental)).runMutationTest();
+  const results = await new Stryker(strykerOptions(mutate, args.incremental, args.concurrency)).runMutationTest();
   const seconds = (performance.now() - started) / 1000;
 
   const counts = new Map<string, number>();
@@ -82,7 +82,7 @@ function commit(): string {
   }
 }
 
-function strykerOptions(mutate: string[], incremental: boolean): StrykerOptions {
+function strykerOptions(mutate: string[], incremental: boolean, concurrency: number): StrykerOptions {
   return {
     mutate,
     incremental,
@@ -97,7 +97,7 @@ function strykerOptions(mutate: string[], incremental: boolean): StrykerOptions 
     clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true, reportMutants: true },
     thresholds: { high: 90, low: breakBelow, break: null },
     // Two cores shared with others' builds; more runners only queue.
-    concurrency: 2,
+    concurrency,
     tempDirName: tempDir,
     cleanTempDir: true,
   };
