@@ -545,3 +545,92 @@ t.test("status is rewritten only when something but the clock changed", async (t
   const newGeneration = netService({ name: "corens", uid: "uid-corens", generation: 5 });
   t.ok(statusNeedsWrite(desiredStatus(newGeneration, view, [], first.conditions, new Date()), first));
 });
+
+t.test("status: every problem is in the Ready message, the first one gives the reason", async (t) => {
+  const status = desiredStatus(
+    corens,
+    merged([endpoint("a", ["10.0.0.1"])]),
+    [
+      { reason: "ServiceNameTaken", message: "Service default/corens is not ours; rename one of them" },
+      { reason: "InvalidSpec", message: "port 70000 is out of range" },
+    ],
+    undefined,
+    new Date("2026-03-01T10:00:00Z"),
+  );
+  t.match(status.conditions[0], {
+    status: "False",
+    reason: "ServiceNameTaken",
+    message: "Service default/corens is not ours; rename one of them; port 70000 is out of range",
+  });
+});
+
+t.test("status: no matching pods names the selector's terms in order, or says that an empty selector selects nothing", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const selective = netService({ uid: "uid-corens", selector: { tier: "edge", app: "utils" } });
+  t.match(desiredStatus(selective, merged([], 2), [], undefined, now).conditions[0]?.message, /^no pod selected by app=utils,tier=edge has an address on network core /);
+  const everything = netService({ uid: "uid-corens", selector: {} });
+  t.match(
+    desiredStatus(everything, merged([], 2), [], undefined, now).conditions[0]?.message,
+    /^no pod selected by an empty selector \(which selects nothing\) has an address/,
+  );
+});
+
+t.test("status: long lists of nodes are cut short, saying how many more there are", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const names = (count: number) => Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const fiveBehind = { ...merged([endpoint("a", ["10.0.0.1"])], 5), staleNodes: names(5), oldestGeneration: 2 };
+  t.match(desiredStatus(corens, fiveBehind, [], undefined, now).conditions[0]?.message, /; 5 nodes \(n1, n2, n3, n4, n5\) still publish from generation 2, not 4$/);
+  const sixBehind = { ...merged([endpoint("a", ["10.0.0.1"])], 6), staleNodes: names(6), oldestGeneration: 2 };
+  t.match(desiredStatus(corens, sixBehind, [], undefined, now).conditions[0]?.message, /; 6 nodes \(n1, n2, n3, n4, n5, \.\.\.\) still publish/);
+
+  const unserved = (count: number) => ({
+    ...merged([endpoint("a", ["10.0.0.1"], { serving: false })], count),
+    unservedNodes: names(count).map((name) => ({ name, problem: "NodeUnreachable" as const })),
+  });
+  const ten = desiredStatus(corens, unserved(10), [], undefined, now).conditions[1]?.message ?? "";
+  t.match(ten, /^the endpoints on 10 nodes are published not ready: n1 \(its Node is unreachable\), .*, n10 \(its Node is unreachable\); they return/);
+  t.notMatch(ten, /more/);
+  const twelve = desiredStatus(corens, unserved(12), [], undefined, now).conditions[1]?.message ?? "";
+  t.match(twelve, /^the endpoints on 12 nodes are published not ready: n1 .*, n10 \(its Node is unreachable\) and 2 more; they return/);
+  t.notMatch(twelve, /n11/);
+});
+
+t.test("status: each condition keeps its own lastTransitionTime", async (t) => {
+  const view = merged([endpoint("a", ["10.0.0.1"])]);
+  const previous: Condition[] = [
+    ready("True", "2026-01-01T00:00:00Z", "EndpointsPublished"),
+    { type: "NodesHealthy", status: "False", observedGeneration: 4, lastTransitionTime: "2026-01-05T00:00:00Z", reason: "NodesUnhealthy", message: "" },
+  ];
+  const status = desiredStatus(corens, view, [], previous, new Date("2026-03-02T00:00:00Z"));
+  t.same(
+    status.conditions.map((condition) => [condition.type, condition.status, condition.lastTransitionTime]),
+    [
+      ["Ready", "True", "2026-01-01T00:00:00Z"],
+      ["NodesHealthy", "True", "2026-03-02T00:00:00Z"],
+    ],
+    "NodesHealthy turned True now; Ready has been True since January",
+  );
+});
+
+t.test("status is rewritten when any count, the generation or a condition's status, reason or message changed", async (t) => {
+  const first = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"])]), [], undefined, new Date("2026-01-01T00:00:00Z"));
+  const changes: [string, (status: typeof first) => void][] = [
+    ["observedGeneration", (status) => (status.observedGeneration = 3)],
+    ["readyEndpoints", (status) => (status.readyEndpoints = 0)],
+    ["notReadyEndpoints", (status) => (status.notReadyEndpoints = 1)],
+    ["nodesReporting", (status) => (status.nodesReporting = 2)],
+    ["a condition's type", (status) => (status.conditions[1]!.type = "Other")],
+    ["a condition's status", (status) => (status.conditions[1]!.status = "False")],
+    ["a condition's observedGeneration", (status) => (status.conditions[1]!.observedGeneration = 3)],
+    ["a condition's reason", (status) => (status.conditions[1]!.reason = "NodesUnhealthy")],
+    ["a condition's message", (status) => (status.conditions[1]!.message = "n1 is down")],
+    ["a condition fewer", (status) => status.conditions.pop()],
+  ];
+  for (const [what, change] of changes) {
+    const existing = structuredClone(first);
+    change(existing);
+    t.ok(statusNeedsWrite(first, existing), what);
+  }
+  t.ok(statusNeedsWrite(first, { ...first, conditions: undefined }), "no conditions at all");
+  t.notOk(statusNeedsWrite(first, structuredClone(first)));
+});
