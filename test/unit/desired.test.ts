@@ -634,3 +634,109 @@ t.test("status is rewritten when any count, the generation or a condition's stat
   t.ok(statusNeedsWrite(first, { ...first, conditions: undefined }), "no conditions at all");
   t.notOk(statusNeedsWrite(first, structuredClone(first)));
 });
+
+t.test("EndpointSlice endpoints carry their node's zone; no trigger time, no annotation", async (t) => {
+  const view = merged([endpoint("a", ["10.0.0.1"], { zone: "zone-a" }), endpoint("b", ["10.0.0.2"])]);
+  const [slice] = desiredEndpointSlices(corens, view).slices;
+  t.same(
+    slice?.endpoints?.map((each) => [each.targetRef?.name, each.zone]),
+    [
+      ["a", "zone-a"],
+      ["b", undefined],
+    ],
+  );
+  t.notOk("zone" in (slice?.endpoints?.[1] ?? {}), "no empty zone");
+  t.notOk(slice?.metadata && "annotations" in slice.metadata);
+});
+
+t.test("only our own slices of the family guide the packing: others' names, numbers we never write and other families are fresh", async (t) => {
+  const view = merged(manyEndpoints(3));
+  const ours = desiredEndpointSlices(corens, view, trigger).slices[0];
+  if (!ours) throw new Error("no slice");
+  const renamed = (name: string, addressType = "IPv4"): V1EndpointSlice => ({ ...structuredClone(ours), addressType, metadata: { ...ours.metadata, name } });
+  for (const existing of [
+    renamed("corens-ipv4-01"),
+    renamed("corens-ipv4-1000000"),
+    renamed("corens-ipv4-x"),
+    renamed("corens-ipv4-ipv4-3"),
+    renamed("corens-ipv6-3"),
+    renamed("corens-ipv4-3", "IPv6"),
+    renamed("other-ipv4-3"),
+    { ...renamed("corens-ipv4-3"), metadata: undefined },
+  ]) {
+    t.same(
+      sliceNames(desiredEndpointSlices(corens, view, trigger, [existing]).slices),
+      ["corens-ipv4-0"],
+      existing.metadata?.name ?? "a slice without metadata",
+    );
+  }
+  t.same(sliceNames(desiredEndpointSlices(corens, view, trigger, [renamed("corens-ipv4-3")]).slices), ["corens-ipv4-3"], "ours: kept where it is");
+  t.same(sliceNames(desiredEndpointSlices(corens, view, trigger, [renamed("corens-ipv4-123456")]).slices), ["corens-ipv4-123456"], "up to six digits");
+});
+
+t.test("an existing slice that holds too many endpoints, or an endpoint another slice holds too, is trimmed to one place each", async (t) => {
+  const all = desiredEndpointSlices(corens, merged(manyEndpoints(150)), trigger).slices;
+  const [first, second] = all;
+  if (!first || !second) throw new Error("two slices");
+  const overfull = { ...structuredClone(first), endpoints: [...(first.endpoints ?? []), ...(second.endpoints ?? [])] };
+  const fixed = desiredEndpointSlices(corens, merged(manyEndpoints(150)), trigger, [overfull, second]).slices;
+  t.same(
+    fixed.map((slice) => slice.endpoints?.length),
+    [100, 50],
+  );
+  t.equal(new Set(fixed.flatMap(sliceKeys)).size, 150, "every endpoint once");
+  t.same(fixed[0]?.endpoints?.map((each) => each.targetRef?.name), first.endpoints?.map((each) => each.targetRef?.name), "the first slice keeps its first hundred");
+  const doubled = { ...structuredClone(second), endpoints: [...(first.endpoints ?? []).slice(0, 10), ...(second.endpoints ?? [])] };
+  const once = desiredEndpointSlices(corens, merged(manyEndpoints(150)), trigger, [first, doubled]).slices;
+  t.same(
+    once.map((slice) => slice.endpoints?.length),
+    [100, 50],
+    "an endpoint in two slices stays in the first",
+  );
+  t.equal(new Set(once.flatMap(sliceKeys)).size, 150);
+});
+
+t.test("slices of a NetService with a pod of two addresses of a family stay packed by address, then by pod", async (t) => {
+  const view = merged([endpoint("b", ["10.0.0.1"]), endpoint("a", ["10.0.0.1", "10.0.0.2"])]);
+  t.same(
+    desiredEndpointSlices(corens, view).slices[0]?.endpoints?.map((each) => [each.addresses[0], each.targetRef?.name]),
+    [
+      ["10.0.0.1", "a"],
+      ["10.0.0.1", "b"],
+      ["10.0.0.2", "a"],
+    ],
+  );
+});
+
+t.test("a slice is rewritten for a new address type, new ports, lost labels or a missing owner, and an absent slice is created", async (t) => {
+  const [slice] = desiredEndpointSlices(corens, merged(manyEndpoints(3)), trigger).slices;
+  if (!slice) throw new Error("no slice");
+  t.ok(sliceNeedsWrite(slice, undefined));
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), addressType: "FQDN" }), "address type");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), ports: [{ name: "sip", port: 5070, protocol: "UDP" }] }), "ports");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), metadata: { ...slice.metadata, labels: {} } }), "labels");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), metadata: { ...slice.metadata, ownerReferences: [] } }), "owner");
+  const asServed = structuredClone(slice);
+  for (const each of asServed.endpoints ?? []) {
+    each.zone = "";
+    each.hostname = "";
+    if (each.targetRef) each.targetRef.resourceVersion = "17";
+  }
+  t.notOk(sliceNeedsWrite(slice, asServed), "empty zone and hostname, and a reference's resourceVersion, are no change");
+  const moved = structuredClone(slice);
+  for (const each of moved.endpoints ?? []) each.nodeName = "node-2";
+  t.ok(sliceNeedsWrite(slice, moved), "nodeName");
+  const zoned = structuredClone(slice);
+  for (const each of zoned.endpoints ?? []) each.zone = "zone-b";
+  t.ok(sliceNeedsWrite(slice, zoned), "zone");
+  const named = structuredClone(slice);
+  for (const each of named.endpoints ?? []) each.hostname = "h";
+  t.ok(sliceNeedsWrite(slice, named), "hostname");
+  const otherPod = structuredClone(slice);
+  for (const each of otherPod.endpoints ?? []) if (each.targetRef) each.targetRef.uid = "uid-successor";
+  t.ok(sliceNeedsWrite(slice, otherPod), "the pod's uid");
+  const stopping = structuredClone(slice);
+  for (const each of stopping.endpoints ?? []) each.conditions = { ...each.conditions, terminating: true };
+  t.ok(sliceNeedsWrite(slice, stopping), "terminating");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), endpoints: undefined }), "no endpoints");
+});
