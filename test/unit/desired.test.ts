@@ -740,3 +740,32 @@ t.test("a slice is rewritten for a new address type, new ports, lost labels or a
   t.ok(sliceNeedsWrite(slice, stopping), "terminating");
   t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), endpoints: undefined }), "no endpoints");
 });
+
+t.test("slices at least half full on average are kept as they are; a new slice takes the lowest free number; slices and their endpoints come in order", async (t) => {
+  const one = (name: string, address: string) => desiredEndpointSlices(corens, merged([endpoint(name, [address])]), trigger).slices[0]!;
+  const at = (slice: V1EndpointSlice, index: number): V1EndpointSlice => ({ ...slice, metadata: { ...slice.metadata, name: `corens-ipv4-${index}` } });
+  const existing = [at(one("b", "10.0.0.2"), 1), at(one("a", "10.0.0.1"), 0)];
+  const both = desiredEndpointSlices(corens, merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"])]), trigger, existing);
+  t.same(
+    both.slices.map((slice) => [slice.metadata?.name, sliceKeys(slice)]),
+    [
+      ["corens-ipv4-0", ["10.0.0.1 uid-a"]],
+      ["corens-ipv4-1", ["10.0.0.2 uid-b"]],
+    ],
+    "two slices for two endpoints are not repacked into one",
+  );
+
+  const full = desiredEndpointSlices(corens, merged(manyEndpoints(100, 1, 10)), trigger).slices[0]!;
+  const third = at(full, 3);
+  const grown = desiredEndpointSlices(corens, merged([...manyEndpoints(100, 1, 10), ...manyEndpoints(3, 1, 0)]), trigger, [third]);
+  t.same(sliceNames(grown.slices), ["corens-ipv4-0", "corens-ipv4-3"], "the newcomers start slice 0, listed before slice 3");
+  t.same(grown.slices[0]?.endpoints?.map((each) => each.addresses[0]), ["10.0.0.0", "10.0.0.1", "10.0.0.2"]);
+
+  const reversed = { ...structuredClone(full), endpoints: [...(full.endpoints ?? [])].reverse() };
+  const shrunk = desiredEndpointSlices(corens, merged([...manyEndpoints(99, 1, 10), ...manyEndpoints(1, 1, 0)]), trigger, [reversed]);
+  t.same(
+    shrunk.slices[0]?.endpoints?.slice(0, 3).map((each) => each.addresses[0]),
+    ["10.0.0.0", "10.0.0.10", "10.0.0.11"],
+    "a slice's endpoints are sorted by address, the newcomer among them",
+  );
+});
