@@ -92,3 +92,25 @@ t.test("network-status entries match a NetService's netAttachDef by the document
     t.equal(result, matches, `${why}: ${JSON.stringify(entry)} vs ${netAttachDef}`);
   }
 });
+
+t.test("a malformed networks request's error says where and what, and quotes at most 60 characters of a bad item", async (t) => {
+  const table: [value: string, error: string][] = [
+    ["[{", "networks request: not valid JSON"],
+    ['"core"', "networks request: Invalid input: expected array, received string"],
+    ['[{"name": "a"}, {"name": "b", "interface": 1}]', "networks request at 1.interface: Invalid input: expected string, received number"],
+    ['[{"namespace": "x"}]', "networks request at 0.name: Invalid input: expected string, received undefined"],
+    ["core, a b", 'networks request: "a b" is not [namespace/]name[@interface]'],
+    [`core,${"x".repeat(60)} y`, `networks request: "${"x".repeat(57)}..." is not [namespace/]name[@interface]`],
+    [`${"x".repeat(59)}@`, `networks request: "${"x".repeat(59)}@" is not [namespace/]name[@interface]`],
+  ];
+  for (const [value, error] of table) t.same(parseNetworksRequest(value, "default"), { networks: [], error }, value);
+});
+
+t.test("null or empty namespace and interface in the JSON form are absent", async (t) => {
+  t.same(parseNetworksRequest('[{"name": "a", "namespace": null, "interface": null}, {"name": "b", "interface": ""}]', "pods"), {
+    networks: [
+      { namespace: "pods", name: "a" },
+      { namespace: "pods", name: "b" },
+    ],
+  });
+});
