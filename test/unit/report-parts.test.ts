@@ -179,3 +179,16 @@ t.test("no report name of one node is a report name of another, whatever the nod
     }
   }
 });
+
+t.test("whatever the byte budget, every part fits it, and a report within 2 bytes of it stays whole", async (t) => {
+  const spec = report(4, 3, 5);
+  const bytes = Buffer.byteLength(JSON.stringify(spec));
+  for (let maxBytes = bytes - 60; maxBytes <= bytes + 2; maxBytes++) {
+    const parts = splitReport(spec, { maxBytes, maxNetServices: 10 });
+    const sizes = parts.map((part) => Buffer.byteLength(JSON.stringify(part)));
+    t.ok(sizes.every((size) => size <= maxBytes), `budget ${maxBytes}: parts of ${sizes.join(", ")} bytes`);
+    t.same(published(parts), published([spec]));
+  }
+  // The estimate counts a comma before the first pod and the first entry too.
+  t.same(splitReport(spec, { maxBytes: bytes + 2, maxNetServices: 10 }), [spec]);
+});
