@@ -324,3 +324,28 @@ t.test("an empty ipFamilies list publishes both families; one address written tw
   const anyFamily = netService({ uid: "uid-corens", ipFamilies: [] });
   t.same(mergeReports(anyFamily, reports, healthyNodes(["n"])).endpoints[0]?.addresses, ["10.0.0.1", "fd00::1"]);
 });
+
+t.test("the newest trigger time is published whatever the order of the reports; an unparsable one counts as the oldest", async (t) => {
+  const older = report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { triggerTime: "2026-01-01T00:00:01.000Z" });
+  const newer = report("n2", [{ name: "b", addresses: ["10.0.0.2"] }], { triggerTime: "2026-01-01T00:00:02.000Z" });
+  const garbled = report("n3", [{ name: "c", addresses: ["10.0.0.3"] }], { triggerTime: "yesterday" });
+  const nodes = healthyNodes(["n1", "n2", "n3"]);
+  for (const reports of [[older, newer, garbled], [garbled, newer, older], [newer, garbled, older]]) {
+    const merged = mergeReports(corens, reports, nodes);
+    t.equal(merged.triggerTime, "2026-01-01T00:00:02.000Z", reports.map((each) => each.nodeName).join(","));
+    t.equal(merged.endpoints.length, 3);
+  }
+});
+
+t.test("a pod in two reports comes from the newer one even when the older one's node name sorts first, in either order", async (t) => {
+  const older = report("a-node", [{ name: "web-0", uid: "uid-1", addresses: ["10.0.0.1"] }], { triggerTime: "2026-01-01T00:00:01.000Z" });
+  const newer = report("z-node", [{ name: "web-0", uid: "uid-2", addresses: ["10.0.0.2"] }], { triggerTime: "2026-01-01T00:00:05.000Z" });
+  for (const reports of [[older, newer], [newer, older]]) {
+    t.same(mergeReports(corens, reports, healthyNodes(["a-node", "z-node"])).endpoints.map((endpoint) => endpoint.nodeName), ["z-node"]);
+  }
+});
+
+t.test("nodes looked up without a uid take the reports of their name whoever owns them", async (t) => {
+  const owned = { ...report("n", [{ name: "a", addresses: ["10.0.0.1"] }]), nodeUid: "uid-any" };
+  t.equal(mergeReports(corens, [owned], healthyNodes(["n"])).endpoints.length, 1);
+});
