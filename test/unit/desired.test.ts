@@ -769,3 +769,83 @@ t.test("slices at least half full on average are kept as they are; a new slice t
     "a slice's endpoints are sorted by address, the newcomer among them",
   );
 });
+
+t.test("status: the NoMatchingPods message ends with the fix, and every node problem is named in words", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  t.equal(
+    desiredStatus(corens, merged([], 2), [], undefined, now).conditions[0]?.message,
+    "no pod selected by app=utils has an address on network core (agents on 2 of 3 nodes have reported); " +
+      "check the selector and that the pods request core in k8s.v1.cni.cncf.io/networks",
+  );
+  const problems = [
+    ["NodeNotReady", "its Node is not Ready"],
+    ["NodeUnreachable", "its Node is unreachable"],
+    ["AgentHeartbeatStale", "its netservice-agent stopped renewing its heartbeat"],
+    ["AgentHeartbeatMissing", "no netservice-agent heartbeat from it"],
+  ] as const;
+  for (const [problem, words] of problems) {
+    const view = { ...merged([endpoint("a", ["10.0.0.1"], { serving: false })]), unservedNodes: [{ name: "n1", problem }] };
+    t.match(desiredStatus(corens, view, [], undefined, now).conditions[1]?.message, `: n1 (${words}); they return`, problem);
+  }
+});
+
+t.test("EndpointSlices are packed in address order, not in the order of the pods' names", async (t) => {
+  // Pod names run the other way round from their addresses.
+  const view = merged(Array.from({ length: 150 }, (_, i) => endpoint(`pod-${String(i).padStart(3, "0")}`, [`10.0.${Math.floor((149 - i) / 100)}.${(149 - i) % 100}`])));
+  const { slices } = desiredEndpointSlices(corens, view);
+  t.same(slices.map((slice) => slice.endpoints?.length), [100, 50]);
+  t.same([slices[0]?.endpoints?.[0]?.addresses[0], slices[0]?.endpoints?.[99]?.addresses[0], slices[1]?.endpoints?.[0]?.addresses[0]], ["10.0.0.0", "10.0.0.99", "10.0.1.0"]);
+});
+
+t.test("two pods sharing an address both keep their endpoint when the existing slices are given", async (t) => {
+  const view = merged([endpoint("old", ["10.0.0.1"], { serving: false }), endpoint("new", ["10.0.0.1"])]);
+  const first = desiredEndpointSlices(corens, view, trigger).slices;
+  const again = desiredEndpointSlices(corens, view, trigger, first).slices;
+  t.same(again.flatMap(sliceKeys), ["10.0.0.1 uid-new", "10.0.0.1 uid-old"]);
+  t.notOk(sliceNeedsWrite(again[0]!, first[0]), "and nothing to write");
+});
+
+t.test("existing slices edited by hand (no endpoints, an endpoint without a reference) are read without failing and put right", async (t) => {
+  const view = merged(manyEndpoints(3));
+  const [ours] = desiredEndpointSlices(corens, view, trigger).slices;
+  if (!ours) throw new Error("no slice");
+  const emptied = { ...structuredClone(ours), endpoints: undefined };
+  t.same(sliceKeys(desiredEndpointSlices(corens, view, trigger, [emptied]).slices[0]!), sliceKeys(ours));
+  const unreferenced = structuredClone(ours);
+  for (const each of unreferenced.endpoints ?? []) delete each.targetRef;
+  const [fixed] = desiredEndpointSlices(corens, view, trigger, [unreferenced]).slices;
+  t.same(fixed, ours);
+  t.ok(sliceNeedsWrite(fixed!, unreferenced));
+});
+
+t.test("a full slice keeps its endpoints when newcomers need a slice of their own, and slices are kept in number order whatever order they are listed in", async (t) => {
+  const full = desiredEndpointSlices(corens, merged(manyEndpoints(100, 1, 10)), trigger).slices[0]!;
+  const grown = desiredEndpointSlices(corens, merged([...manyEndpoints(100, 1, 10), ...manyEndpoints(3, 1, 0)]), trigger, [full]);
+  t.same(sliceNames(grown.slices), ["corens-ipv4-0", "corens-ipv4-1"]);
+  t.same(grown.slices[0], full, "slice 0 is unchanged");
+  t.same(grown.slices[1]?.endpoints?.map((each) => each.addresses[0]), ["10.0.0.0", "10.0.0.1", "10.0.0.2"]);
+
+  const all = desiredEndpointSlices(corens, merged(manyEndpoints(250)), trigger).slices;
+  // Each slice also lists the last endpoint of the one before it: that endpoint stays in the lower-numbered slice.
+  const overlapping = all.map((slice, i) => ({ ...structuredClone(slice), endpoints: [...(all[i - 1]?.endpoints ?? []).slice(-1), ...(slice.endpoints ?? [])] }));
+  const expected = [100, 100, 50];
+  for (const listed of [overlapping, [...overlapping].reverse(), [overlapping[1]!, overlapping[2]!, overlapping[0]!]]) {
+    const slices = desiredEndpointSlices(corens, merged(manyEndpoints(250)), trigger, listed).slices;
+    t.same(slices.map((slice) => slice.endpoints?.length), expected, listed.map((slice) => slice.metadata?.name).join(","));
+    t.same(slices.map((slice) => slice.endpoints?.[0]?.targetRef?.name), ["pod-00000", "pod-00100", "pod-00200"]);
+  }
+});
+
+t.test("packed afresh, the slices hold 100 each and none is empty", async (t) => {
+  const before = desiredEndpointSlices(corens, merged(manyEndpoints(700)), trigger).slices;
+  for (const [kept, sizes] of [
+    [100, [100]],
+    [150, [100, 50]],
+  ] as const) {
+    const survivors = manyEndpoints(700).filter((_, i) => i % 7 === 0).slice(0, kept);
+    const extra = kept > 100 ? manyEndpoints(700).filter((_, i) => i % 7 === 1).slice(0, kept - 100) : [];
+    const { slices } = desiredEndpointSlices(corens, merged([...survivors, ...extra]), trigger, before);
+    t.same(slices.map((slice) => slice.endpoints?.length), sizes, `${kept} endpoints left in 7 slices`);
+    t.same(sliceNames(slices), sizes.map((_, i) => `corens-ipv4-${i}`));
+  }
+});
