@@ -32,6 +32,9 @@ t.test("any difference in a value, a defined key, an array's length or order, or
     ["a number and its text", 1, "1"],
     ["another instant", new Date("2026-01-01T00:00:00Z"), new Date("2026-01-01T00:00:01Z")],
     ["undefined and null", undefined, null],
+    ["an instant and its text", new Date("2026-01-01T00:00:00Z"), "2026-01-01T00:00:00.000Z"],
+    ["a text and an instant", "2026-01-01T00:00:00.000Z", new Date("2026-01-01T00:00:00Z")],
+    ["a text and a list holding it", "x", ["x"]],
   ];
   for (const [what, a, b] of different) t.notOk(jsonEqual(a, b), what);
 });
