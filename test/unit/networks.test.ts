@@ -73,6 +73,8 @@ t.test("network-status entries match a NetService's netAttachDef by the document
     ["bare name, a namespace the pod did not ask for", "networks/core", "core", false],
     ["bare name, pod asked for another network there", "networks/core", "core", false, inNetworks("access")],
     ["bare name, pod asked for it there", "networks/core", "core", true, inNetworks("core")],
+    ["bare name, pod asked for it in another namespace", "other/core", "core", false, inNetworks("core")],
+    ["bare name, a one-letter namespace is the pod's", "a/core", "core", true, [], "a"],
     ["Multus before v3.6 wrote the bare name", "core", "core", true],
     ["Multus before v3.6, another network", "corex", "core", false],
     ["namespaced netAttachDef, exact entry", "networks/core", "networks/core", true],
