@@ -124,6 +124,21 @@ t.test("a subdomain is reported only with a hostname: without one no endpoint ca
   t.same(report.pods, [{ namespace: "default", name: "a", uid: "uid-a", serving: true, terminating: false }]);
 });
 
+t.test("pods and NetServices are listed by namespace and name, not by uid", async (t) => {
+  const pods = [utilsPod("b", ["10.0.0.2"], [], { uid: "uid-1" }), utilsPod("a", ["10.0.0.1"], [], { uid: "uid-2" })];
+  const second = netService({ name: "b-ns", uid: "uid-1", netAttachDef: "core" });
+  const first = netService({ name: "a-ns", uid: "uid-2", netAttachDef: "core" });
+  const report = buildNodeReport("n", pods, [second, first]);
+  t.same(
+    report.pods.map((each) => each.name),
+    ["a", "b"],
+  );
+  t.same(
+    report.netServices.map((entry) => entry.name),
+    ["a-ns", "b-ns"],
+  );
+});
+
 t.test("a pod with a malformed annotation is left out; the others are reported", async (t) => {
   const broken = pod({ name: "broken", extraAnnotations: { "k8s.v1.cni.cncf.io/network-status": "[{]" } });
   const report = buildNodeReport("n", [broken, utilsPod("ok", ["10.0.0.1"])], [corens]);
