@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import t from "tap";
 import type { ReportSpec } from "../../common/api.ts";
-import { partWriteOrder, reportPartIndex, reportPartName, splitReport } from "../../common/report-parts.ts";
+import { legacyReportName, partWriteOrder, reportPartIndex, reportPartName, splitReport } from "../../common/report-parts.ts";
 import { propertyRuns } from "./objects.ts";
 
 function report(netServices: number, podsPerService: number, pods = podsPerService): ReportSpec {
@@ -66,6 +66,7 @@ t.test("an entry larger than a part gets a part of its own", async (t) => {
 t.test("parts are named after the node", async (t) => {
   t.equal(reportPartName("node-1", 0), "node-1.0");
   t.equal(reportPartName("node-1", 2), "node-1.2");
+  t.equal(legacyReportName("node-1"), "node-1", "before parts were numbered from 0, the first part was named after the node alone");
 });
 
 /**
