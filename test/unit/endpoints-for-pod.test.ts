@@ -149,3 +149,15 @@ t.test("with both annotations malformed, the network-status error is the one rep
   const both = pod({ networks: "a/b/c", extraAnnotations: { [annotations.networkStatus]: "{{{" } });
   t.same(endpointsForPod(both, netService()), { addresses: [], error: `${annotations.networkStatus}: not valid JSON` });
 });
+
+t.test("a pod without any annotation contributes nothing and no error", async (t) => {
+  const bare = pod({ name: "bare" });
+  delete bare.metadata?.annotations;
+  t.same(endpointsForPod(bare, netService()), { addresses: [] });
+});
+
+t.test("a pod of another namespace with a malformed annotation gets no error from this NetService", async (t) => {
+  const elsewhere = pod({ namespace: "other", extraAnnotations: { [annotations.networkStatus]: "{{{" } });
+  t.same(endpointsForPod(elsewhere, netService()), { addresses: [] });
+  t.notOk("error" in endpointsForPod(elsewhere, netService()), "no Event for a pod the NetService cannot select");
+});
