@@ -2,6 +2,7 @@ import t from "tap";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { annotations, labels, sliceManagedBy } from "../../common/api.ts";
 import { desiredEndpoints, endpointsNeedsWrite } from "../../common/desired-endpoints.ts";
+import { comparablePorts, metadataNeedsWrite } from "../../common/desired.ts";
 import { desiredServices, serviceNeedsWrite } from "../../common/desired-services.ts";
 import { desiredEndpointSlices, sliceNeedsWrite } from "../../common/desired-slices.ts";
 import { desiredStatus, statusNeedsWrite, type Condition } from "../../common/desired-status.ts";
@@ -848,4 +849,43 @@ t.test("packed afresh, the slices hold 100 each and none is empty", async (t) =>
     t.same(slices.map((slice) => slice.endpoints?.length), sizes, `${kept} endpoints left in 7 slices`);
     t.same(sliceNames(slices), sizes.map((_, i) => `corens-ipv4-${i}`));
   }
+});
+
+t.test("metadata is rewritten when one of our labels, owned annotations or our controller reference differs, not for others' additions", async (t) => {
+  const desired = desiredServices(corens).headless.metadata!;
+  const same = { ...structuredClone(desired), labels: { ...desired.labels, extra: "x" }, annotations: { other: "y" }, ownerReferences: [{ ...owner, name: "x", uid: "uid-other", controller: false }, owner] };
+  t.notOk(metadataNeedsWrite(desired, same, []), "extra labels, annotations and owners are others'");
+  const owners = (change: object) => ({ ...structuredClone(desired), ownerReferences: [{ ...owner, ...change }] });
+  t.ok(metadataNeedsWrite(desired, owners({ uid: "uid-other" }), []), "another uid");
+  t.ok(metadataNeedsWrite(desired, owners({ controller: false }), []), "not the controller");
+  t.ok(metadataNeedsWrite(desired, owners({ blockOwnerDeletion: false }), []), "deletion not blocked");
+  t.ok(metadataNeedsWrite(desired, { ...structuredClone(desired), labels: { [labels.netService]: "other" } }, []), "a label value");
+  t.ok(metadataNeedsWrite(desired, { ...structuredClone(desired), labels: undefined }, []), "no labels");
+  t.ok(metadataNeedsWrite(desired, { ...structuredClone(desired), ownerReferences: undefined }, []), "no owners");
+  t.ok(metadataNeedsWrite(desired, undefined, []), "no metadata");
+  const annotated = { ...desired, annotations: { [annotations.overCapacity]: "truncated" } };
+  t.ok(metadataNeedsWrite(annotated, desired, [annotations.overCapacity]), "an owned annotation to add");
+  t.ok(metadataNeedsWrite(desired, annotated, [annotations.overCapacity]), "an owned annotation to remove");
+  t.notOk(metadataNeedsWrite(desired, annotated, []), "an annotation we do not own");
+  t.ok(metadataNeedsWrite(annotated, undefined, [annotations.overCapacity]), "no metadata, an owned annotation");
+  const slice = desiredEndpointSlices(corens, merged(manyEndpoints(1))).slices[0]!.metadata!;
+  t.ok(metadataNeedsWrite(slice, { ...structuredClone(slice), labels: { ...slice.labels, [labels.managedBy]: "endpointslice-controller.k8s.io" } }, []), "one label of four");
+});
+
+t.test("ports compare with the API server's defaults: no protocol is TCP, an empty name or appProtocol is none", async (t) => {
+  const desired = [{ name: "sip", port: 5060, protocol: "TCP", appProtocol: "sip" }];
+  t.same(comparablePorts([{ name: "sip", port: 5060, appProtocol: "sip" }]), comparablePorts(desired), "no protocol");
+  t.same(comparablePorts([{ name: "", port: 80, appProtocol: "" }]), comparablePorts([{ port: 80, protocol: "TCP" }]), "empty name and appProtocol");
+  t.notSame(comparablePorts([{ name: "sip", port: 5060, protocol: "UDP", appProtocol: "sip" }]), comparablePorts(desired), "another protocol");
+  t.notSame(comparablePorts([{ name: "sips", port: 5060, protocol: "TCP", appProtocol: "sip" }]), comparablePorts(desired), "another name");
+  t.notSame(comparablePorts([{ name: "sip", port: 5060, protocol: "TCP", appProtocol: "sips" }]), comparablePorts(desired), "another appProtocol");
+  t.notSame(comparablePorts([{ name: "sip", port: 5060, protocol: "TCP" }]), comparablePorts(desired), "no appProtocol");
+  t.notSame(comparablePorts([{ port: 5060, protocol: "TCP", appProtocol: "sip" }]), comparablePorts(desired), "no name");
+  t.same(comparablePorts(undefined), []);
+});
+
+t.test("a Service is rewritten when publishNotReadyAddresses was turned on by hand, and an empty selector is no selector", async (t) => {
+  const { headless } = desiredServices(corens);
+  t.ok(serviceNeedsWrite(headless, { ...structuredClone(headless), spec: { ...headless.spec, publishNotReadyAddresses: true } }));
+  t.notOk(serviceNeedsWrite(headless, { ...structuredClone(headless), spec: { ...headless.spec, selector: {} } }));
 });
