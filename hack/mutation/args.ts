@@ -1,10 +1,12 @@
 // The command line of npm run test:mutation (hack/mutation/main.ts).
 //
-//   parseMutationArgs(["--preset", "ci"]) -> { preset: "ci", sample: 6, seed: undefined, files: undefined, incremental: false, help: false }
+//   parseMutationArgs(["--preset", "ci"]) -> { preset: "ci", sample: 6, seed: undefined, files: undefined, incremental: false, concurrency: 2, tests: undefined, help: false }
 import { parseArgs } from "node:util";
 
 /** Files in the ci preset's sample: about a quarter of the pure code. */
 const ciSample = 6;
+/** Test runners at once: the two cores of the machines we run on. */
+const defaultConcurrency = 2;
 
 export const usage = `npm run test:mutation -- [options]
 
@@ -17,6 +19,11 @@ export const usage = `npm run test:mutation -- [options]
                    nor the test files that covered it changed (kept in
                    reports/mutation/incremental.json; helpers such as
                    test/unit/objects.ts are not compared: drop it after changing one)
+  --tests A,B      run only these unit test files (paths as in
+                   hack/mutation/scope.ts), not every one that reaches the
+                   mutated code: much faster, and a lower bound of the score
+  --concurrency N  test runners at once (default ${defaultConcurrency}); 1 on a machine shared
+                   with other builds
 
 The HTML report goes to reports/mutation/index.html. Exits 1 when fewer than
 80% of the mutants are killed. See docs/testing.md.
@@ -31,6 +38,10 @@ export type MutationArgs = {
   seed: string | undefined;
   files: string[] | undefined;
   incremental: boolean;
+  /** Stryker's test runners at once. */
+  concurrency: number;
+  /** Only these test files; undefined: every unit test file of the pure code. */
+  tests: string[] | undefined;
   help: boolean;
 };
 
@@ -46,6 +57,8 @@ export function parseMutationArgs(argv: string[]): MutationArgs {
         seed: { type: "string" },
         files: { type: "string" },
         incremental: { type: "boolean", default: false },
+        concurrency: { type: "string" },
+        tests: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -59,6 +72,12 @@ export function parseMutationArgs(argv: string[]): MutationArgs {
     sample = /^\d+$/.test(values.sample) ? Number(values.sample) : Number.NaN;
     if (!(sample >= 1)) throw new MutationArgsError(`--sample must be a whole number of files, at least 1, got "${values.sample}"`);
   }
+  let concurrency = defaultConcurrency;
+  if (values.concurrency !== undefined) {
+    concurrency = /^\d+$/.test(values.concurrency) ? Number(values.concurrency) : Number.NaN;
+    if (!(concurrency >= 1)) throw new MutationArgsError(`--concurrency must be a whole number of runners, at least 1, got "${values.concurrency}"`);
+  }
   const files = values.files?.split(",").filter((file) => file !== "");
-  return { preset, sample, seed: values.seed, files, incremental: values.incremental, help: values.help };
+  const tests = values.tests?.split(",").filter((file) => file !== "");
+  return { preset, sample, seed: values.seed, files, incremental: values.incremental, concurrency, tests, help: values.help };
 }

@@ -58,6 +58,7 @@ export const unitTestsOfPureFiles: string[] = [
   "desired",
   "endpoints-for-pod",
   "foreign-slices",
+  "json-equal",
   "merge",
   "model",
   "network-status",

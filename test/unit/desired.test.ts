@@ -2,6 +2,7 @@ import t from "tap";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { annotations, labels, sliceManagedBy } from "../../common/api.ts";
 import { desiredEndpoints, endpointsNeedsWrite } from "../../common/desired-endpoints.ts";
+import { comparablePorts, metadataNeedsWrite } from "../../common/desired.ts";
 import { desiredServices, serviceNeedsWrite } from "../../common/desired-services.ts";
 import { desiredEndpointSlices, sliceNeedsWrite } from "../../common/desired-slices.ts";
 import { desiredStatus, statusNeedsWrite, type Condition } from "../../common/desired-status.ts";
@@ -544,4 +545,347 @@ t.test("status is rewritten only when something but the clock changed", async (t
   t.ok(statusNeedsWrite(desiredStatus(corens, grown, [], undefined, new Date()), first), "a count changed");
   const newGeneration = netService({ name: "corens", uid: "uid-corens", generation: 5 });
   t.ok(statusNeedsWrite(desiredStatus(newGeneration, view, [], first.conditions, new Date()), first));
+});
+
+t.test("status: every problem is in the Ready message, the first one gives the reason", async (t) => {
+  const status = desiredStatus(
+    corens,
+    merged([endpoint("a", ["10.0.0.1"])]),
+    [
+      { reason: "ServiceNameTaken", message: "Service default/corens is not ours; rename one of them" },
+      { reason: "InvalidSpec", message: "port 70000 is out of range" },
+    ],
+    undefined,
+    new Date("2026-03-01T10:00:00Z"),
+  );
+  t.match(status.conditions[0], {
+    status: "False",
+    reason: "ServiceNameTaken",
+    message: "Service default/corens is not ours; rename one of them; port 70000 is out of range",
+  });
+});
+
+t.test("status: no matching pods names the selector's terms in order, or says that an empty selector selects nothing", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const selective = netService({ uid: "uid-corens", selector: { tier: "edge", app: "utils" } });
+  t.match(desiredStatus(selective, merged([], 2), [], undefined, now).conditions[0]?.message, /^no pod selected by app=utils,tier=edge has an address on network core /);
+  const everything = netService({ uid: "uid-corens", selector: {} });
+  t.match(
+    desiredStatus(everything, merged([], 2), [], undefined, now).conditions[0]?.message,
+    /^no pod selected by an empty selector \(which selects nothing\) has an address/,
+  );
+});
+
+t.test("status: long lists of nodes are cut short, saying how many more there are", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  const names = (count: number) => Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  const fiveBehind = { ...merged([endpoint("a", ["10.0.0.1"])], 5), staleNodes: names(5), oldestGeneration: 2 };
+  t.match(desiredStatus(corens, fiveBehind, [], undefined, now).conditions[0]?.message, /; 5 nodes \(n1, n2, n3, n4, n5\) still publish from generation 2, not 4$/);
+  const sixBehind = { ...merged([endpoint("a", ["10.0.0.1"])], 6), staleNodes: names(6), oldestGeneration: 2 };
+  t.match(desiredStatus(corens, sixBehind, [], undefined, now).conditions[0]?.message, /; 6 nodes \(n1, n2, n3, n4, n5, \.\.\.\) still publish/);
+
+  const unserved = (count: number) => ({
+    ...merged([endpoint("a", ["10.0.0.1"], { serving: false })], count),
+    unservedNodes: names(count).map((name) => ({ name, problem: "NodeUnreachable" as const })),
+  });
+  const ten = desiredStatus(corens, unserved(10), [], undefined, now).conditions[1]?.message ?? "";
+  t.match(ten, /^the endpoints on 10 nodes are published not ready: n1 \(its Node is unreachable\), .*, n10 \(its Node is unreachable\); they return/);
+  t.notMatch(ten, /more/);
+  const twelve = desiredStatus(corens, unserved(12), [], undefined, now).conditions[1]?.message ?? "";
+  t.match(twelve, /^the endpoints on 12 nodes are published not ready: n1 .*, n10 \(its Node is unreachable\) and 2 more; they return/);
+  t.notMatch(twelve, /n11/);
+});
+
+t.test("status: each condition keeps its own lastTransitionTime", async (t) => {
+  const view = merged([endpoint("a", ["10.0.0.1"])]);
+  const previous: Condition[] = [
+    ready("True", "2026-01-01T00:00:00Z", "EndpointsPublished"),
+    { type: "NodesHealthy", status: "False", observedGeneration: 4, lastTransitionTime: "2026-01-05T00:00:00Z", reason: "NodesUnhealthy", message: "" },
+  ];
+  const status = desiredStatus(corens, view, [], previous, new Date("2026-03-02T00:00:00Z"));
+  t.same(
+    status.conditions.map((condition) => [condition.type, condition.status, condition.lastTransitionTime]),
+    [
+      ["Ready", "True", "2026-01-01T00:00:00Z"],
+      ["NodesHealthy", "True", "2026-03-02T00:00:00Z"],
+    ],
+    "NodesHealthy turned True now; Ready has been True since January",
+  );
+});
+
+t.test("status is rewritten when any count, the generation or a condition's status, reason or message changed", async (t) => {
+  const first = desiredStatus(corens, merged([endpoint("a", ["10.0.0.1"])]), [], undefined, new Date("2026-01-01T00:00:00Z"));
+  const changes: [string, (status: typeof first) => void][] = [
+    ["observedGeneration", (status) => (status.observedGeneration = 3)],
+    ["readyEndpoints", (status) => (status.readyEndpoints = 0)],
+    ["notReadyEndpoints", (status) => (status.notReadyEndpoints = 1)],
+    ["nodesReporting", (status) => (status.nodesReporting = 2)],
+    ["a condition's type", (status) => (status.conditions[1]!.type = "Other")],
+    ["a condition's status", (status) => (status.conditions[1]!.status = "False")],
+    ["a condition's observedGeneration", (status) => (status.conditions[1]!.observedGeneration = 3)],
+    ["a condition's reason", (status) => (status.conditions[1]!.reason = "NodesUnhealthy")],
+    ["a condition's message", (status) => (status.conditions[1]!.message = "n1 is down")],
+    ["a condition fewer", (status) => status.conditions.pop()],
+  ];
+  for (const [what, change] of changes) {
+    const existing = structuredClone(first);
+    change(existing);
+    t.ok(statusNeedsWrite(first, existing), what);
+  }
+  t.ok(statusNeedsWrite(first, { ...first, conditions: undefined }), "no conditions at all");
+  t.notOk(statusNeedsWrite(first, structuredClone(first)));
+});
+
+t.test("EndpointSlice endpoints carry their node's zone; no trigger time, no annotation", async (t) => {
+  const view = merged([endpoint("a", ["10.0.0.1"], { zone: "zone-a" }), endpoint("b", ["10.0.0.2"])]);
+  const [slice] = desiredEndpointSlices(corens, view).slices;
+  t.same(
+    slice?.endpoints?.map((each) => [each.targetRef?.name, each.zone]),
+    [
+      ["a", "zone-a"],
+      ["b", undefined],
+    ],
+  );
+  t.notOk("zone" in (slice?.endpoints?.[1] ?? {}), "no empty zone");
+  t.notOk(slice?.metadata && "annotations" in slice.metadata);
+});
+
+t.test("only our own slices of the family guide the packing: others' names, numbers we never write and other families are fresh", async (t) => {
+  const view = merged(manyEndpoints(3));
+  const ours = desiredEndpointSlices(corens, view, trigger).slices[0];
+  if (!ours) throw new Error("no slice");
+  const renamed = (name: string, addressType = "IPv4"): V1EndpointSlice => ({ ...structuredClone(ours), addressType, metadata: { ...ours.metadata, name } });
+  for (const existing of [
+    renamed("corens-ipv4-01"),
+    renamed("corens-ipv4-1000000"),
+    renamed("corens-ipv4-x"),
+    renamed("corens-ipv4-ipv4-3"),
+    renamed("corens-ipv6-3"),
+    renamed("corens-ipv4-3", "IPv6"),
+    renamed("other-ipv4-3"),
+    { ...renamed("corens-ipv4-3"), metadata: undefined },
+  ]) {
+    t.same(
+      sliceNames(desiredEndpointSlices(corens, view, trigger, [existing]).slices),
+      ["corens-ipv4-0"],
+      existing.metadata?.name ?? "a slice without metadata",
+    );
+  }
+  t.same(sliceNames(desiredEndpointSlices(corens, view, trigger, [renamed("corens-ipv4-3")]).slices), ["corens-ipv4-3"], "ours: kept where it is");
+  t.same(sliceNames(desiredEndpointSlices(corens, view, trigger, [renamed("corens-ipv4-123456")]).slices), ["corens-ipv4-123456"], "up to six digits");
+});
+
+t.test("an existing slice that holds too many endpoints, or an endpoint another slice holds too, is trimmed to one place each", async (t) => {
+  const all = desiredEndpointSlices(corens, merged(manyEndpoints(150)), trigger).slices;
+  const [first, second] = all;
+  if (!first || !second) throw new Error("two slices");
+  const overfull = { ...structuredClone(first), endpoints: [...(first.endpoints ?? []), ...(second.endpoints ?? [])] };
+  const fixed = desiredEndpointSlices(corens, merged(manyEndpoints(150)), trigger, [overfull, second]).slices;
+  t.same(
+    fixed.map((slice) => slice.endpoints?.length),
+    [100, 50],
+  );
+  t.equal(new Set(fixed.flatMap(sliceKeys)).size, 150, "every endpoint once");
+  t.same(fixed[0]?.endpoints?.map((each) => each.targetRef?.name), first.endpoints?.map((each) => each.targetRef?.name), "the first slice keeps its first hundred");
+  const doubled = { ...structuredClone(second), endpoints: [...(first.endpoints ?? []).slice(0, 10), ...(second.endpoints ?? [])] };
+  const once = desiredEndpointSlices(corens, merged(manyEndpoints(150)), trigger, [first, doubled]).slices;
+  t.same(
+    once.map((slice) => slice.endpoints?.length),
+    [100, 50],
+    "an endpoint in two slices stays in the first",
+  );
+  t.equal(new Set(once.flatMap(sliceKeys)).size, 150);
+});
+
+t.test("slices of a NetService with a pod of two addresses of a family stay packed by address, then by pod", async (t) => {
+  const view = merged([endpoint("b", ["10.0.0.1"]), endpoint("a", ["10.0.0.1", "10.0.0.2"])]);
+  t.same(
+    desiredEndpointSlices(corens, view).slices[0]?.endpoints?.map((each) => [each.addresses[0], each.targetRef?.name]),
+    [
+      ["10.0.0.1", "a"],
+      ["10.0.0.1", "b"],
+      ["10.0.0.2", "a"],
+    ],
+  );
+});
+
+t.test("a slice is rewritten for a new address type, new ports, lost labels or a missing owner, and an absent slice is created", async (t) => {
+  const [slice] = desiredEndpointSlices(corens, merged(manyEndpoints(3)), trigger).slices;
+  if (!slice) throw new Error("no slice");
+  t.ok(sliceNeedsWrite(slice, undefined));
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), addressType: "FQDN" }), "address type");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), ports: [{ name: "sip", port: 5070, protocol: "UDP" }] }), "ports");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), metadata: { ...slice.metadata, labels: {} } }), "labels");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), metadata: { ...slice.metadata, ownerReferences: [] } }), "owner");
+  const asServed = structuredClone(slice);
+  for (const each of asServed.endpoints ?? []) {
+    each.zone = "";
+    each.hostname = "";
+    if (each.targetRef) each.targetRef.resourceVersion = "17";
+  }
+  t.notOk(sliceNeedsWrite(slice, asServed), "empty zone and hostname, and a reference's resourceVersion, are no change");
+  const moved = structuredClone(slice);
+  for (const each of moved.endpoints ?? []) each.nodeName = "node-2";
+  t.ok(sliceNeedsWrite(slice, moved), "nodeName");
+  const zoned = structuredClone(slice);
+  for (const each of zoned.endpoints ?? []) each.zone = "zone-b";
+  t.ok(sliceNeedsWrite(slice, zoned), "zone");
+  const named = structuredClone(slice);
+  for (const each of named.endpoints ?? []) each.hostname = "h";
+  t.ok(sliceNeedsWrite(slice, named), "hostname");
+  const otherPod = structuredClone(slice);
+  for (const each of otherPod.endpoints ?? []) if (each.targetRef) each.targetRef.uid = "uid-successor";
+  t.ok(sliceNeedsWrite(slice, otherPod), "the pod's uid");
+  const stopping = structuredClone(slice);
+  for (const each of stopping.endpoints ?? []) each.conditions = { ...each.conditions, terminating: true };
+  t.ok(sliceNeedsWrite(slice, stopping), "terminating");
+  t.ok(sliceNeedsWrite(slice, { ...structuredClone(slice), endpoints: undefined }), "no endpoints");
+});
+
+t.test("slices at least half full on average are kept as they are; a new slice takes the lowest free number; slices and their endpoints come in order", async (t) => {
+  const one = (name: string, address: string) => desiredEndpointSlices(corens, merged([endpoint(name, [address])]), trigger).slices[0]!;
+  const at = (slice: V1EndpointSlice, index: number): V1EndpointSlice => ({ ...slice, metadata: { ...slice.metadata, name: `corens-ipv4-${index}` } });
+  const existing = [at(one("b", "10.0.0.2"), 1), at(one("a", "10.0.0.1"), 0)];
+  const both = desiredEndpointSlices(corens, merged([endpoint("a", ["10.0.0.1"]), endpoint("b", ["10.0.0.2"])]), trigger, existing);
+  t.same(
+    both.slices.map((slice) => [slice.metadata?.name, sliceKeys(slice)]),
+    [
+      ["corens-ipv4-0", ["10.0.0.1 uid-a"]],
+      ["corens-ipv4-1", ["10.0.0.2 uid-b"]],
+    ],
+    "two slices for two endpoints are not repacked into one",
+  );
+
+  const full = desiredEndpointSlices(corens, merged(manyEndpoints(100, 1, 10)), trigger).slices[0]!;
+  const third = at(full, 3);
+  const grown = desiredEndpointSlices(corens, merged([...manyEndpoints(100, 1, 10), ...manyEndpoints(3, 1, 0)]), trigger, [third]);
+  t.same(sliceNames(grown.slices), ["corens-ipv4-0", "corens-ipv4-3"], "the newcomers start slice 0, listed before slice 3");
+  t.same(grown.slices[0]?.endpoints?.map((each) => each.addresses[0]), ["10.0.0.0", "10.0.0.1", "10.0.0.2"]);
+
+  const reversed = { ...structuredClone(full), endpoints: [...(full.endpoints ?? [])].reverse() };
+  const shrunk = desiredEndpointSlices(corens, merged([...manyEndpoints(99, 1, 10), ...manyEndpoints(1, 1, 0)]), trigger, [reversed]);
+  t.same(
+    shrunk.slices[0]?.endpoints?.slice(0, 3).map((each) => each.addresses[0]),
+    ["10.0.0.0", "10.0.0.10", "10.0.0.11"],
+    "a slice's endpoints are sorted by address, the newcomer among them",
+  );
+});
+
+t.test("status: the NoMatchingPods message ends with the fix, and every node problem is named in words", async (t) => {
+  const now = new Date("2026-03-01T10:00:00Z");
+  t.equal(
+    desiredStatus(corens, merged([], 2), [], undefined, now).conditions[0]?.message,
+    "no pod selected by app=utils has an address on network core (agents on 2 of 3 nodes have reported); " +
+      "check the selector and that the pods request core in k8s.v1.cni.cncf.io/networks",
+  );
+  const problems = [
+    ["NodeNotReady", "its Node is not Ready"],
+    ["NodeUnreachable", "its Node is unreachable"],
+    ["AgentHeartbeatStale", "its netservice-agent stopped renewing its heartbeat"],
+    ["AgentHeartbeatMissing", "no netservice-agent heartbeat from it"],
+  ] as const;
+  for (const [problem, words] of problems) {
+    const view = { ...merged([endpoint("a", ["10.0.0.1"], { serving: false })]), unservedNodes: [{ name: "n1", problem }] };
+    t.match(desiredStatus(corens, view, [], undefined, now).conditions[1]?.message, `: n1 (${words}); they return`, problem);
+  }
+});
+
+t.test("EndpointSlices are packed in address order, not in the order of the pods' names", async (t) => {
+  // Pod names run the other way round from their addresses.
+  const view = merged(Array.from({ length: 150 }, (_, i) => endpoint(`pod-${String(i).padStart(3, "0")}`, [`10.0.${Math.floor((149 - i) / 100)}.${(149 - i) % 100}`])));
+  const { slices } = desiredEndpointSlices(corens, view);
+  t.same(slices.map((slice) => slice.endpoints?.length), [100, 50]);
+  t.same([slices[0]?.endpoints?.[0]?.addresses[0], slices[0]?.endpoints?.[99]?.addresses[0], slices[1]?.endpoints?.[0]?.addresses[0]], ["10.0.0.0", "10.0.0.99", "10.0.1.0"]);
+});
+
+t.test("two pods sharing an address both keep their endpoint when the existing slices are given", async (t) => {
+  const view = merged([endpoint("old", ["10.0.0.1"], { serving: false }), endpoint("new", ["10.0.0.1"])]);
+  const first = desiredEndpointSlices(corens, view, trigger).slices;
+  const again = desiredEndpointSlices(corens, view, trigger, first).slices;
+  t.same(again.flatMap(sliceKeys), ["10.0.0.1 uid-new", "10.0.0.1 uid-old"]);
+  t.notOk(sliceNeedsWrite(again[0]!, first[0]), "and nothing to write");
+});
+
+t.test("existing slices edited by hand (no endpoints, an endpoint without a reference) are read without failing and put right", async (t) => {
+  const view = merged(manyEndpoints(3));
+  const [ours] = desiredEndpointSlices(corens, view, trigger).slices;
+  if (!ours) throw new Error("no slice");
+  const emptied = { ...structuredClone(ours), endpoints: undefined };
+  t.same(sliceKeys(desiredEndpointSlices(corens, view, trigger, [emptied]).slices[0]!), sliceKeys(ours));
+  const unreferenced = structuredClone(ours);
+  for (const each of unreferenced.endpoints ?? []) delete each.targetRef;
+  const [fixed] = desiredEndpointSlices(corens, view, trigger, [unreferenced]).slices;
+  t.same(fixed, ours);
+  t.ok(sliceNeedsWrite(fixed!, unreferenced));
+});
+
+t.test("a full slice keeps its endpoints when newcomers need a slice of their own, and slices are kept in number order whatever order they are listed in", async (t) => {
+  const full = desiredEndpointSlices(corens, merged(manyEndpoints(100, 1, 10)), trigger).slices[0]!;
+  const grown = desiredEndpointSlices(corens, merged([...manyEndpoints(100, 1, 10), ...manyEndpoints(3, 1, 0)]), trigger, [full]);
+  t.same(sliceNames(grown.slices), ["corens-ipv4-0", "corens-ipv4-1"]);
+  t.same(grown.slices[0], full, "slice 0 is unchanged");
+  t.same(grown.slices[1]?.endpoints?.map((each) => each.addresses[0]), ["10.0.0.0", "10.0.0.1", "10.0.0.2"]);
+
+  const all = desiredEndpointSlices(corens, merged(manyEndpoints(250)), trigger).slices;
+  // Each slice also lists the last endpoint of the one before it: that endpoint stays in the lower-numbered slice.
+  const overlapping = all.map((slice, i) => ({ ...structuredClone(slice), endpoints: [...(all[i - 1]?.endpoints ?? []).slice(-1), ...(slice.endpoints ?? [])] }));
+  const expected = [100, 100, 50];
+  for (const listed of [overlapping, [...overlapping].reverse(), [overlapping[1]!, overlapping[2]!, overlapping[0]!]]) {
+    const slices = desiredEndpointSlices(corens, merged(manyEndpoints(250)), trigger, listed).slices;
+    t.same(slices.map((slice) => slice.endpoints?.length), expected, listed.map((slice) => slice.metadata?.name).join(","));
+    t.same(slices.map((slice) => slice.endpoints?.[0]?.targetRef?.name), ["pod-00000", "pod-00100", "pod-00200"]);
+  }
+});
+
+t.test("packed afresh, the slices hold 100 each and none is empty", async (t) => {
+  const before = desiredEndpointSlices(corens, merged(manyEndpoints(700)), trigger).slices;
+  for (const [kept, sizes] of [
+    [100, [100]],
+    [150, [100, 50]],
+  ] as const) {
+    const survivors = manyEndpoints(700).filter((_, i) => i % 7 === 0).slice(0, kept);
+    const extra = kept > 100 ? manyEndpoints(700).filter((_, i) => i % 7 === 1).slice(0, kept - 100) : [];
+    const { slices } = desiredEndpointSlices(corens, merged([...survivors, ...extra]), trigger, before);
+    t.same(slices.map((slice) => slice.endpoints?.length), sizes, `${kept} endpoints left in 7 slices`);
+    t.same(sliceNames(slices), sizes.map((_, i) => `corens-ipv4-${i}`));
+  }
+});
+
+t.test("metadata is rewritten when one of our labels, owned annotations or our controller reference differs, not for others' additions", async (t) => {
+  const desired = desiredServices(corens).headless.metadata!;
+  const same = { ...structuredClone(desired), labels: { ...desired.labels, extra: "x" }, annotations: { other: "y" }, ownerReferences: [{ ...owner, name: "x", uid: "uid-other", controller: false }, owner] };
+  t.notOk(metadataNeedsWrite(desired, same, []), "extra labels, annotations and owners are others'");
+  const owners = (change: object) => ({ ...structuredClone(desired), ownerReferences: [{ ...owner, ...change }] });
+  t.ok(metadataNeedsWrite(desired, owners({ uid: "uid-other" }), []), "another uid");
+  t.ok(metadataNeedsWrite(desired, owners({ controller: false }), []), "not the controller");
+  t.ok(metadataNeedsWrite(desired, owners({ blockOwnerDeletion: false }), []), "deletion not blocked");
+  t.ok(metadataNeedsWrite(desired, { ...structuredClone(desired), labels: { [labels.netService]: "other" } }, []), "a label value");
+  t.ok(metadataNeedsWrite(desired, { ...structuredClone(desired), labels: undefined }, []), "no labels");
+  t.ok(metadataNeedsWrite(desired, { ...structuredClone(desired), ownerReferences: undefined }, []), "no owners");
+  t.ok(metadataNeedsWrite(desired, undefined, []), "no metadata");
+  const annotated = { ...desired, annotations: { [annotations.overCapacity]: "truncated" } };
+  t.ok(metadataNeedsWrite(annotated, desired, [annotations.overCapacity]), "an owned annotation to add");
+  t.ok(metadataNeedsWrite(desired, annotated, [annotations.overCapacity]), "an owned annotation to remove");
+  t.notOk(metadataNeedsWrite(desired, annotated, []), "an annotation we do not own");
+  t.ok(metadataNeedsWrite(annotated, undefined, [annotations.overCapacity]), "no metadata, an owned annotation");
+  const slice = desiredEndpointSlices(corens, merged(manyEndpoints(1))).slices[0]!.metadata!;
+  t.ok(metadataNeedsWrite(slice, { ...structuredClone(slice), labels: { ...slice.labels, [labels.managedBy]: "endpointslice-controller.k8s.io" } }, []), "one label of four");
+});
+
+t.test("ports compare with the API server's defaults: no protocol is TCP, an empty name or appProtocol is none", async (t) => {
+  const desired = [{ name: "sip", port: 5060, protocol: "TCP", appProtocol: "sip" }];
+  t.same(comparablePorts([{ name: "sip", port: 5060, appProtocol: "sip" }]), comparablePorts(desired), "no protocol");
+  t.same(comparablePorts([{ name: "", port: 80, appProtocol: "" }]), comparablePorts([{ port: 80, protocol: "TCP" }]), "empty name and appProtocol");
+  t.notSame(comparablePorts([{ name: "sip", port: 5060, protocol: "UDP", appProtocol: "sip" }]), comparablePorts(desired), "another protocol");
+  t.notSame(comparablePorts([{ name: "sips", port: 5060, protocol: "TCP", appProtocol: "sip" }]), comparablePorts(desired), "another name");
+  t.notSame(comparablePorts([{ name: "sip", port: 5060, protocol: "TCP", appProtocol: "sips" }]), comparablePorts(desired), "another appProtocol");
+  t.notSame(comparablePorts([{ name: "sip", port: 5060, protocol: "TCP" }]), comparablePorts(desired), "no appProtocol");
+  t.notSame(comparablePorts([{ port: 5060, protocol: "TCP", appProtocol: "sip" }]), comparablePorts(desired), "no name");
+  t.same(comparablePorts(undefined), []);
+});
+
+t.test("a Service is rewritten when publishNotReadyAddresses was turned on by hand, and an empty selector is no selector", async (t) => {
+  const { headless } = desiredServices(corens);
+  t.ok(serviceNeedsWrite(headless, { ...structuredClone(headless), spec: { ...headless.spec, publishNotReadyAddresses: true } }));
+  t.notOk(serviceNeedsWrite(headless, { ...structuredClone(headless), spec: { ...headless.spec, selector: {} } }));
 });

@@ -101,6 +101,7 @@ t.test("spec.ipFamilies restricts the families published", async (t) => {
   t.same(endpointsForPod(dual, netService({ ipFamilies: ["IPv4"] })).addresses, ["10.0.0.1"]);
   t.same(endpointsForPod(dual, netService({ ipFamilies: ["IPv6", "IPv4"] })).addresses, ["10.0.0.1", "fd00::1"]);
   t.same(endpointsForPod(dual, netService()).addresses, ["10.0.0.1", "fd00::1"]);
+  t.same(endpointsForPod(dual, netService({ ipFamilies: [] })).addresses, ["10.0.0.1", "fd00::1"], "an empty list restricts nothing");
 });
 
 t.test("pods the NetService must not publish contribute nothing", async (t) => {
@@ -142,4 +143,21 @@ t.test("a malformed networks request is reported but the pod's namespace still m
   const result = endpointsForPod(odd, netService());
   t.same(result.addresses, ["10.0.0.3"]);
   t.match(result.error, /^networks request/);
+});
+
+t.test("with both annotations malformed, the network-status error is the one reported: it is why the pod has no endpoints", async (t) => {
+  const both = pod({ networks: "a/b/c", extraAnnotations: { [annotations.networkStatus]: "{{{" } });
+  t.same(endpointsForPod(both, netService()), { addresses: [], error: `${annotations.networkStatus}: not valid JSON` });
+});
+
+t.test("a pod without any annotation contributes nothing and no error", async (t) => {
+  const bare = pod({ name: "bare" });
+  delete bare.metadata?.annotations;
+  t.same(endpointsForPod(bare, netService()), { addresses: [] });
+});
+
+t.test("a pod of another namespace with a malformed annotation gets no error from this NetService", async (t) => {
+  const elsewhere = pod({ namespace: "other", extraAnnotations: { [annotations.networkStatus]: "{{{" } });
+  t.same(endpointsForPod(elsewhere, netService()), { addresses: [] });
+  t.notOk("error" in endpointsForPod(elsewhere, netService()), "no Event for a pod the NetService cannot select");
 });

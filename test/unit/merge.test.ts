@@ -265,3 +265,87 @@ t.test("a pod's hostname is published only by the NetService its subdomain names
     t.equal(merged.endpoints[0]?.hostname, published, `subdomain ${subdomain ?? "(none)"}`);
   }
 });
+
+t.test("several nodes behind: all are named in order, with the oldest generation among them", async (t) => {
+  const reports = [
+    report("n3", [{ name: "c", addresses: ["10.0.0.3"] }], { generation: 2 }),
+    report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { generation: 1 }),
+    report("n2", [{ name: "b", addresses: ["10.0.0.2"] }], { generation: 2 }),
+  ];
+  for (const listed of [reports, [...reports].reverse()]) {
+    const merged = mergeReports(corens, listed, healthyNodes(["n1", "n2", "n3"]));
+    t.same(merged.staleNodes, ["n1", "n2", "n3"]);
+    t.equal(merged.oldestGeneration, 1);
+  }
+  const current = mergeReports(corens, [report("n1", [{ name: "a", addresses: ["10.0.0.1"] }])], healthyNodes(["n1"]));
+  t.notOk("oldestGeneration" in current, "no generation is claimed when no node is behind");
+});
+
+t.test("nodes that do not serve are named in order; a node not serving for no given reason counts as NotReady", async (t) => {
+  const nodes = new Map([
+    ["n-b", { serving: false, problem: "NodeUnreachable" as const }],
+    ["n-a", { serving: false }],
+    ["n-c", { serving: true }],
+  ]);
+  const merged = mergeReports(
+    corens,
+    [
+      report("n-b", [{ name: "b", addresses: ["10.0.0.2"] }]),
+      report("n-c", [{ name: "c", addresses: ["10.0.0.3"] }]),
+      report("n-a", [{ name: "a", addresses: ["10.0.0.1"] }]),
+    ],
+    nodes,
+  );
+  t.same(merged.unservedNodes, [
+    { name: "n-a", problem: "NodeNotReady" },
+    { name: "n-b", problem: "NodeUnreachable" },
+  ]);
+});
+
+t.test("an agent that has published counts as reporting even without endpoints of this NetService", async (t) => {
+  const other = report("idle", [{ name: "x", addresses: ["10.0.0.9"] }], { uid: "uid-other" });
+  const merged = mergeReports(corens, [other, report("busy", [{ name: "a", addresses: ["10.0.0.1"] }])], healthyNodes(["idle", "busy", "new"]));
+  t.equal(merged.nodesReporting, 1, "only the node with endpoints of this NetService");
+  t.same(merged.agents, { reporting: 2, liveNodes: 3 });
+});
+
+t.test("an entry pointing at a pod of another namespace publishes nothing of that pod", async (t) => {
+  const broken = report("n", [{ name: "a", addresses: ["10.0.0.1"] }]);
+  broken.spec.pods.push({ namespace: "other", name: "intruder", uid: "uid-intruder", serving: true, terminating: false });
+  broken.spec.netServices[0]?.endpoints.push({ pod: 1, addresses: ["10.0.0.66"] });
+  t.same(
+    mergeReports(corens, [broken], healthyNodes(["n"])).endpoints.map((endpoint) => endpoint.pod.name),
+    ["a"],
+  );
+});
+
+t.test("an empty ipFamilies list publishes both families; one address written two ways is published once", async (t) => {
+  const reports = [report("n", [{ name: "a", addresses: ["fd00::1", "10.0.0.1", "fd00:0:0::1", "10.0.0.1"] }])];
+  const anyFamily = netService({ uid: "uid-corens", ipFamilies: [] });
+  t.same(mergeReports(anyFamily, reports, healthyNodes(["n"])).endpoints[0]?.addresses, ["10.0.0.1", "fd00::1"]);
+});
+
+t.test("the newest trigger time is published whatever the order of the reports; an unparsable one counts as the oldest", async (t) => {
+  const older = report("n1", [{ name: "a", addresses: ["10.0.0.1"] }], { triggerTime: "2026-01-01T00:00:01.000Z" });
+  const newer = report("n2", [{ name: "b", addresses: ["10.0.0.2"] }], { triggerTime: "2026-01-01T00:00:02.000Z" });
+  const garbled = report("n3", [{ name: "c", addresses: ["10.0.0.3"] }], { triggerTime: "yesterday" });
+  const nodes = healthyNodes(["n1", "n2", "n3"]);
+  for (const reports of [[older, newer, garbled], [garbled, newer, older], [newer, garbled, older]]) {
+    const merged = mergeReports(corens, reports, nodes);
+    t.equal(merged.triggerTime, "2026-01-01T00:00:02.000Z", reports.map((each) => each.nodeName).join(","));
+    t.equal(merged.endpoints.length, 3);
+  }
+});
+
+t.test("a pod in two reports comes from the newer one even when the older one's node name sorts first, in either order", async (t) => {
+  const older = report("a-node", [{ name: "web-0", uid: "uid-1", addresses: ["10.0.0.1"] }], { triggerTime: "2026-01-01T00:00:01.000Z" });
+  const newer = report("z-node", [{ name: "web-0", uid: "uid-2", addresses: ["10.0.0.2"] }], { triggerTime: "2026-01-01T00:00:05.000Z" });
+  for (const reports of [[older, newer], [newer, older]]) {
+    t.same(mergeReports(corens, reports, healthyNodes(["a-node", "z-node"])).endpoints.map((endpoint) => endpoint.nodeName), ["z-node"]);
+  }
+});
+
+t.test("nodes looked up without a uid take the reports of their name whoever owns them", async (t) => {
+  const owned = { ...report("n", [{ name: "a", addresses: ["10.0.0.1"] }]), nodeUid: "uid-any" };
+  t.equal(mergeReports(corens, [owned], healthyNodes(["n"])).endpoints.length, 1);
+});

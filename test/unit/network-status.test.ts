@@ -99,3 +99,17 @@ t.test("10,000 entries, 1 MiB values and deep nesting neither crash nor flood th
   const hugeName = parseNetworkStatus({ [singular]: JSON.stringify([{ name: padding }]) });
   t.ok(hugeName.ok);
 });
+
+t.test("an error message says where the first problem is and what was expected there, and nothing else", async (t) => {
+  const table: [value: string, error: string][] = [
+    ['{"name": "x"}', "expected a JSON list of attachments"],
+    ["null", "expected a JSON list of attachments"],
+    ['["a"]', "entry 0: Invalid input: expected object, received string"],
+    ['[{"name": 1}]', "entry 0 field name: Invalid input: expected string, received number"],
+    ['[{"name": "a"}, {"name": "b", "ips": "10.0.0.1"}]', "entry 1 field ips: Invalid input: expected array, received string"],
+    ['[{"name": "a", "ips": [10]}]', "entry 0 field ips.0: Invalid input: expected string, received number"],
+  ];
+  for (const [value, error] of table) {
+    t.same(parseNetworkStatus({ [singular]: value }), { ok: false, error: `${singular}: ${error}` }, value);
+  }
+});

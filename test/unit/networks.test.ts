@@ -73,6 +73,8 @@ t.test("network-status entries match a NetService's netAttachDef by the document
     ["bare name, a namespace the pod did not ask for", "networks/core", "core", false],
     ["bare name, pod asked for another network there", "networks/core", "core", false, inNetworks("access")],
     ["bare name, pod asked for it there", "networks/core", "core", true, inNetworks("core")],
+    ["bare name, pod asked for it in another namespace", "other/core", "core", false, inNetworks("core")],
+    ["bare name, a one-letter namespace is the pod's", "a/core", "core", true, [], "a"],
     ["Multus before v3.6 wrote the bare name", "core", "core", true],
     ["Multus before v3.6, another network", "corex", "core", false],
     ["namespaced netAttachDef, exact entry", "networks/core", "networks/core", true],
@@ -91,4 +93,26 @@ t.test("network-status entries match a NetService's netAttachDef by the document
     const result = matchesNetAttachDef(entry, netAttachDef, ownNamespace ?? podNamespace, request, podNamespace);
     t.equal(result, matches, `${why}: ${JSON.stringify(entry)} vs ${netAttachDef}`);
   }
+});
+
+t.test("a malformed networks request's error says where and what, and quotes at most 60 characters of a bad item", async (t) => {
+  const table: [value: string, error: string][] = [
+    ["[{", "networks request: not valid JSON"],
+    ['"core"', "networks request: Invalid input: expected array, received string"],
+    ['[{"name": "a"}, {"name": "b", "interface": 1}]', "networks request at 1.interface: Invalid input: expected string, received number"],
+    ['[{"namespace": "x"}]', "networks request at 0.name: Invalid input: expected string, received undefined"],
+    ["core, a b", 'networks request: "a b" is not [namespace/]name[@interface]'],
+    [`core,${"x".repeat(60)} y`, `networks request: "${"x".repeat(57)}..." is not [namespace/]name[@interface]`],
+    [`${"x".repeat(59)}@`, `networks request: "${"x".repeat(59)}@" is not [namespace/]name[@interface]`],
+  ];
+  for (const [value, error] of table) t.same(parseNetworksRequest(value, "default"), { networks: [], error }, value);
+});
+
+t.test("null or empty namespace and interface in the JSON form are absent", async (t) => {
+  t.same(parseNetworksRequest('[{"name": "a", "namespace": null, "interface": null}, {"name": "b", "interface": ""}]', "pods"), {
+    networks: [
+      { namespace: "pods", name: "a" },
+      { namespace: "pods", name: "b" },
+    ],
+  });
 });

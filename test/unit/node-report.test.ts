@@ -78,6 +78,67 @@ t.test("equal inputs in any order give byte-equal JSON", async (t) => {
   t.equal(first, second);
 });
 
+t.test("a deleted pod and its same-named successor, or a deleted NetService and its successor, are listed by uid whatever the cache's order", async (t) => {
+  const gone = utilsPod("web-0", ["10.0.0.1"], [], { uid: "uid-2-old", deleting: true });
+  const successor = utilsPod("web-0", ["10.0.0.2"], [], { uid: "uid-1-new" });
+  const recreated = netService({ name: "corens", uid: "uid-0-recreated", netAttachDef: "core" });
+  const first = buildNodeReport("n", [gone, successor], [corens, recreated]);
+  const second = buildNodeReport("n", [successor, gone], [recreated, corens]);
+  t.equal(JSON.stringify(first), JSON.stringify(second));
+  t.same(
+    first.pods.map((each) => each.uid),
+    ["uid-1-new", "uid-2-old"],
+  );
+  t.same(
+    first.netServices.map((entry) => [entry.uid, entry.endpoints]),
+    [
+      ["uid-0-recreated", [{ pod: 0, addresses: ["10.0.0.2"] }, { pod: 1, addresses: ["10.0.0.1"] }]],
+      ["uid-corens", [{ pod: 0, addresses: ["10.0.0.2"] }, { pod: 1, addresses: ["10.0.0.1"] }]],
+    ],
+  );
+});
+
+t.test("pods of several namespaces are listed by namespace, each with the NetServices of its own namespace", async (t) => {
+  const elsewhere = netService({ namespace: "other", name: "corens", uid: "uid-other-corens", netAttachDef: "core" });
+  const pods = [
+    pod({ name: "z", namespace: "other", networkStatus: [attachment("other/core", ["10.0.1.1"])] }),
+    utilsPod("a", ["10.0.0.1"]),
+    pod({ name: "y", namespace: "other", networkStatus: [attachment("other/core", ["10.0.1.2"])] }),
+  ];
+  const report = buildNodeReport("n", pods, [elsewhere, corens]);
+  t.same(
+    report.pods.map((each) => `${each.namespace}/${each.name}`),
+    ["default/a", "other/y", "other/z"],
+  );
+  t.same(
+    report.netServices.map((entry) => [entry.namespace, entry.endpoints]),
+    [
+      ["default", [{ pod: 0, addresses: ["10.0.0.1"] }]],
+      ["other", [{ pod: 1, addresses: ["10.0.1.2"] }, { pod: 2, addresses: ["10.0.1.1"] }]],
+    ],
+  );
+});
+
+t.test("a subdomain is reported only with a hostname: without one no endpoint carries a hostname (as upstream)", async (t) => {
+  const report = buildNodeReport("n", [utilsPod("a", ["10.0.0.1"], [], { subdomain: "corens" })], [corens]);
+  t.same(report.pods, [{ namespace: "default", name: "a", uid: "uid-a", serving: true, terminating: false }]);
+});
+
+t.test("pods and NetServices are listed by namespace and name, not by uid", async (t) => {
+  const pods = [utilsPod("b", ["10.0.0.2"], [], { uid: "uid-1" }), utilsPod("a", ["10.0.0.1"], [], { uid: "uid-2" })];
+  const second = netService({ name: "b-ns", uid: "uid-1", netAttachDef: "core" });
+  const first = netService({ name: "a-ns", uid: "uid-2", netAttachDef: "core" });
+  const report = buildNodeReport("n", pods, [second, first]);
+  t.same(
+    report.pods.map((each) => each.name),
+    ["a", "b"],
+  );
+  t.same(
+    report.netServices.map((entry) => entry.name),
+    ["a-ns", "b-ns"],
+  );
+});
+
 t.test("a pod with a malformed annotation is left out; the others are reported", async (t) => {
   const broken = pod({ name: "broken", extraAnnotations: { "k8s.v1.cni.cncf.io/network-status": "[{]" } });
   const report = buildNodeReport("n", [broken, utilsPod("ok", ["10.0.0.1"])], [corens]);

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import t from "tap";
 import type { ReportSpec } from "../../common/api.ts";
-import { partWriteOrder, reportPartIndex, reportPartName, splitReport } from "../../common/report-parts.ts";
+import { legacyReportName, partWriteOrder, reportPartIndex, reportPartName, splitReport } from "../../common/report-parts.ts";
 import { propertyRuns } from "./objects.ts";
 
 function report(netServices: number, podsPerService: number, pods = podsPerService): ReportSpec {
@@ -66,6 +66,7 @@ t.test("an entry larger than a part gets a part of its own", async (t) => {
 t.test("parts are named after the node", async (t) => {
   t.equal(reportPartName("node-1", 0), "node-1.0");
   t.equal(reportPartName("node-1", 2), "node-1.2");
+  t.equal(legacyReportName("node-1"), "node-1", "before parts were numbered from 0, the first part was named after the node alone");
 });
 
 /**
@@ -178,4 +179,17 @@ t.test("no report name of one node is a report name of another, whatever the nod
       for (const other of nodes) if (other !== node) t.equal(reportPartIndex(other, name), undefined, `${name} is no part of ${other}`);
     }
   }
+});
+
+t.test("whatever the byte budget, every part fits it, and a report within 2 bytes of it stays whole", async (t) => {
+  const spec = report(4, 3, 5);
+  const bytes = Buffer.byteLength(JSON.stringify(spec));
+  for (let maxBytes = bytes - 60; maxBytes <= bytes + 2; maxBytes++) {
+    const parts = splitReport(spec, { maxBytes, maxNetServices: 10 });
+    const sizes = parts.map((part) => Buffer.byteLength(JSON.stringify(part)));
+    t.ok(sizes.every((size) => size <= maxBytes), `budget ${maxBytes}: parts of ${sizes.join(", ")} bytes`);
+    t.same(published(parts), published([spec]));
+  }
+  // The estimate counts a comma before the first pod and the first entry too.
+  t.same(splitReport(spec, { maxBytes: bytes + 2, maxNetServices: 10 }), [spec]);
 });

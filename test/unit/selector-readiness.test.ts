@@ -31,6 +31,16 @@ t.test("pod readiness follows the Ready condition and deletionTimestamp", async 
   t.same(podReadiness(noConditions), { serving: false, terminating: false });
   const unknown: V1Pod = { status: { conditions: [{ type: "Ready", status: "Unknown" }] } };
   t.same(podReadiness(unknown), { serving: false, terminating: false });
+  const scheduledNotReady: V1Pod = {
+    status: {
+      conditions: [
+        { type: "PodScheduled", status: "True" },
+        { type: "Initialized", status: "True" },
+        { type: "Ready", status: "False" },
+      ],
+    },
+  };
+  t.same(podReadiness(scheduledNotReady), { serving: false, terminating: false }, "only the Ready condition counts, not the first True one");
 });
 
 t.test("an endpoint is ready as the EndpointSlice controller decides", async (t) => {
