@@ -39,18 +39,21 @@ export function e2eNetwork(): "simulated" | "real" {
 /** The environment, or undefined when real networking was asked for and this machine cannot (the file is then skipped, or failed in CI). */
 export async function openEnvironment(t: Test, options: LocalSystemOptions = {}): Promise<E2eEnvironment | undefined> {
   const kubeconfig = process.env.NETSERVICE_E2E_KUBECONFIG;
-  if (kubeconfig) {
-    const kubeConfig = new KubeConfig();
-    kubeConfig.loadFromFile(kubeconfig);
-    const clients = makeClients(kubeConfig, { userAgent: "netservice-e2e/0.1.0" });
-    boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
-    const images = parseImageMap(process.env.NETSERVICE_E2E_IMAGES ?? "");
-    return { clients, applier: new Applier(clients.http, { fieldManager: "netservice-e2e" }), images };
-  }
+  if (kubeconfig) return openCluster(t, kubeconfig, "netservice-e2e");
   const network = e2eNetwork();
   if (network === "real" && !(await realNetworkingAvailable(t))) return undefined;
   const logger = createRootLogger({ env: { LOG_LEVEL: process.env.LOG_LEVEL ?? "warn", LOG_FORMAT: "text" }, destination: process.stderr });
   const local = await LocalSystem.start({ report: (line) => t.comment(line), logger, network, ...options });
   t.teardown(() => local.stop());
   return { clients: local.clients, applier: new Applier(local.clients.http, { fieldManager: "netservice-e2e" }), local, images: new Map() };
+}
+
+/** Clients of a real cluster's kubeconfig (closed at the end of the test), and the images' stand-ins from NETSERVICE_E2E_IMAGES. */
+export function openCluster(t: Test, kubeconfig: string, agent: string): E2eEnvironment {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfig);
+  const clients = makeClients(kubeConfig, { userAgent: `${agent}/0.1.0` });
+  boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
+  const images = parseImageMap(process.env.NETSERVICE_E2E_IMAGES ?? "");
+  return { clients, applier: new Applier(clients.http, { fieldManager: agent }), images };
 }

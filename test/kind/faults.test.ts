@@ -82,7 +82,7 @@ async function faultTests(cluster: KindCluster) {
     // pod. (Otherwise the replacement may win: the leader releases the Lease
     // as it stops and every candidate polls it every 2 to 4.4 s, as
     // client-go's do; seen 2.2 s after the deletion.)
-    const nodes = [...(await workers(cluster)), ...(await kubectl(cluster, "get", "nodes", "-l", "node-role.kubernetes.io/control-plane", "-o", "name")).split("\n").filter(Boolean).map((name) => name.replace("node/", ""))];
+    const nodes = (await kubectl(cluster, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")).split(" ").filter(Boolean);
     const uncordon = () => kubectl(cluster, "uncordon", ...nodes);
     t.teardown(() => uncordon().then(() => undefined, () => undefined));
     await kubectl(cluster, "cordon", ...nodes);

@@ -5,11 +5,9 @@
 // containerd and Multus; they are only run by e2e.sh (npm run test:kind).
 import { execFile } from "node:child_process";
 import type { Test } from "tap";
-import { KubeConfig } from "@kubernetes/client-node";
-import { Applier } from "../../common/kube/apply.ts";
-import { makeClients, type KubeClients } from "../../common/kube/client.ts";
-import { parseImageMap } from "../../hack/manifests.ts";
-import { boundedTeardown } from "../helpers/teardown.ts";
+import type { Applier } from "../../common/kube/apply.ts";
+import type { KubeClients } from "../../common/kube/client.ts";
+import { openCluster } from "../e2e/environment.ts";
 import { endpointsByIp, endpointsOf, listPods, type Pod } from "../e2e/cluster-state.ts";
 
 export type KindCluster = {
@@ -34,18 +32,8 @@ export function openKindCluster(t: Test): KindCluster | undefined {
     else t.plan(0, why);
     return undefined;
   }
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(kubeconfig);
-  const clients = makeClients(kubeConfig, { userAgent: "netservice-kind-test/0.1.0" });
-  boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
-  const images = parseImageMap(process.env.NETSERVICE_E2E_IMAGES ?? "");
-  return {
-    clients,
-    applier: new Applier(clients.http, { fieldManager: "netservice-kind-test" }),
-    kubeconfig,
-    name,
-    image: (publicImage) => images.get(publicImage) ?? publicImage,
-  };
+  const { clients, applier, images } = openCluster(t, kubeconfig, "netservice-kind-test");
+  return { clients, applier, kubeconfig, name, image: (publicImage) => images.get(publicImage) ?? publicImage };
 }
 
 /** Runs a command to its end; resolves with its stdout, rejects with its stderr. Output is small here (1 MiB cap). */
