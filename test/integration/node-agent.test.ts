@@ -204,6 +204,8 @@ t.test("a burst of changes is published, and the writes it took are reported", a
         const listed = podOf(spec, p.namespace, p.name);
         expect(listed === undefined || listed.serving === ready, `${p.name} serving ${listed?.serving}`);
       }
+      // The agent counts a write once its response arrives, which can be after the report is readable.
+      expect(agent.stats.reportsWritten > before, "the agent has not counted the write yet");
     });
     const writes = agent.stats.reportsWritten - before;
     t.ok(writes >= 1, "the report was written");
