@@ -41,6 +41,12 @@ t.test("the check finds a metric that is not exported, and histogram series by t
     "netservice_api_requests_total",
     "netservice_aggregator_leading",
   ]);
+  t.same(
+    metricNames('min by (netservice_namespace, netservice) (netservice_aggregator_netservice_ready{netservice_namespace="apps"}) == 0'),
+    ["netservice_aggregator_netservice_ready"],
+    "label names are not metrics",
+  );
+  t.same(metricNames('sum by (netservice_namespace) (netservice_aggregator_leader)'), ["netservice_aggregator_leader"], "an unknown metric is still found");
 });
 
 t.test("every alert has a severity and a runbook in docs/operations.md", async (t) => {
@@ -79,8 +85,12 @@ async function alertRules(): Promise<AlertRule[]> {
   return (rule?.spec?.groups ?? []).flatMap((group) => group.rules);
 }
 
+/** The netservice metrics a PromQL expression or series reads: label names (in matchers and in by/on lists) are not metrics. */
 function metricNames(text: string): string[] {
-  return [...new Set(text.match(/\bnetservice_[a-z0-9_]+/g) ?? [])];
+  const withoutLabels = text
+    .replace(/\{[^}]*\}/g, " ")
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ");
+  return [...new Set(withoutLabels.match(/\bnetservice_[a-z0-9_]+/g) ?? [])];
 }
 
 function githubAnchor(heading: string): string {
