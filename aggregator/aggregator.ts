@@ -33,7 +33,7 @@ import { netServiceKey, ownerKeyOf } from "./keys.ts";
 import { ownedKinds } from "./plan.ts";
 import { ReportVerifier } from "./pod-placement.ts";
 import { Reconciler } from "./reconciler.ts";
-import { StatusWriter } from "./status-writer.ts";
+import { readyState, StatusWriter, type ReadyState } from "./status-writer.ts";
 import { Writer, type Term } from "./writer.ts";
 
 
@@ -112,6 +112,8 @@ export type AggregatorMetrics = {
   rejectedEndpoints: { otherNode: number; notFound: number };
   /** GETs of pods to check where they run: at most one per pod lifetime. */
   podReads: number;
+  /** Every NetService's Ready condition, while leading (a standby exports none, so that each is counted once). */
+  netServices: ReadyState[];
 };
 
 /** One finished reconcile. */
@@ -239,6 +241,7 @@ export class Aggregator {
       unhealthyNodes: countProblems(this.caches.liveness.unhealthy(this.clock.now())),
       rejectedEndpoints: { ...(this.verifier?.counts ?? { otherNode: 0, notFound: 0 }) },
       podReads: this.verifier?.reads ?? 0,
+      netServices: this.leading ? this.caches.netServices.list().map(readyState) : [],
     };
   }
 

@@ -97,6 +97,21 @@ export function aggregatorMetrics(aggregator: () => ProbedAggregator | undefined
       for (const problem of problems) this.set({ problem }, counts.get(problem) ?? 0);
     },
   });
+  new Gauge({
+    name: "netservice_aggregator_netservice_ready",
+    help:
+      "Per NetService, exported by the leader: 1 while its Ready condition is True, else 0; reason is the condition's reason (NotObserved before the first status).",
+    // Not "namespace": Prometheus' target label of that name is the aggregator's own namespace.
+    labelNames: ["netservice_namespace", "netservice", "reason"],
+    registers: [registry],
+    collect() {
+      // Each scrape shows the NetServices that exist now, with their current reason only.
+      this.reset();
+      for (const { namespace, name, ready, reason } of read()?.netServices ?? []) {
+        this.set({ netservice_namespace: namespace, netservice: name, reason }, ready ? 1 : 0);
+      }
+    },
+  });
   const duration = new Histogram({
     name: "netservice_aggregator_reconcile_duration_seconds",
     help: "Time of one reconcile of a NetService, writes included.",

@@ -17,6 +17,7 @@
 //     submitInvalid(raw, issues, log)                                        the status of a NetService that does not parse
 //     recordEvent(regarding, type, reason, note, signal)                      limited; failures logged, never thrown
 //     forget(key)
+//   readyState(netService): {namespace, name, ready, reason}                 its Ready condition as written, for the gauge
 import { apiVersion, netServiceConditionReasons, netServiceKind, type NetService } from "../common/api.ts";
 import {
   desiredStatus,
@@ -178,6 +179,18 @@ export class StatusWriter {
     return 0;
   }
 }
+
+/** A NetService's Ready condition as its status shows it (what kubectl shows). */
+export type ReadyState = { namespace: string; name: string; ready: boolean; reason: string };
+
+/** Before the aggregator wrote a first status, the reason is "NotObserved". */
+export function readyState(netService: NetServiceObject): ReadyState {
+  const { namespace = "", name = "" } = netService.metadata ?? {};
+  const condition = netService.status?.conditions?.find((each) => each.type === readyConditionType);
+  return { namespace, name, ready: condition?.status === "True", reason: condition?.reason || notObservedReason };
+}
+
+export const notObservedReason = "NotObserved";
 
 /** Ready=False with the parse errors, the counts as they were. */
 function invalidStatus(current: NetServiceObject, issues: string[], now: number): NetServiceStatus {

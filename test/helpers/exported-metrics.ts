@@ -25,7 +25,10 @@ export function exportedMetricNames(): Set<string> {
   return names;
 }
 
-/** The netservice metric names a PromQL expression or series selector reads, each once. */
+/** The netservice metrics a PromQL expression or series reads, each once: label names (in matchers and in by/on lists) are not metrics. */
 export function metricNames(text: string): string[] {
-  return [...new Set(text.match(/\bnetservice_[a-z0-9_]+/g) ?? [])];
+  const withoutLabels = text
+    .replace(/\{[^}]*\}/g, " ")
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ");
+  return [...new Set(withoutLabels.match(/\bnetservice_[a-z0-9_]+/g) ?? [])];
 }

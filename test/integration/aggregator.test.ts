@@ -447,6 +447,12 @@ t.test("two replicas: only the leader writes; stopping it hands over to the othe
   await eventually(async () => expect(endpointIps(await published.endpoints("handover")).ready.length === 1, "published by the leader"), wait);
   t.same(second.metrics().writes, [], "the standby wrote nothing");
   t.equal(second.metrics().reconciles, 0, "the standby reconciled nothing");
+  // The per-NetService Ready gauge: the leader exports each NetService once, as its status shows it; the standby none.
+  t.same(second.metrics().netServices, [], "the standby exports no NetService's readiness");
+  await eventually(() => {
+    const state = first.metrics().netServices.find((each) => each.name === "handover");
+    expect(state?.ready === true && state.reason === "EndpointsPublished", `the leader's gauge for handover: ${JSON.stringify(state)}`);
+  }, wait);
 
   const writesOfFirst = writesOf(first);
   await first.stop();
@@ -457,6 +463,8 @@ t.test("two replicas: only the leader writes; stopping it hands over to the othe
   await reports.set("node-1", handover, [{ name: "handover-a", addresses: ["10.30.0.1"] }, { name: "handover-b", addresses: ["10.30.0.2"] }]);
   await eventually(async () => expect(endpointIps(await published.endpoints("handover")).ready.length === 2, "published by the new leader"), wait);
   t.ok(writesOf(second) > 0, "the new leader wrote");
+  t.same(first.metrics().netServices, [], "a replica that stopped leading exports no NetService's readiness");
+  t.ok(second.metrics().netServices.some((each) => each.name === "handover"), "the new leader exports it");
   const managers = ((await published.endpoints("handover"))?.metadata?.managedFields ?? []) as { manager?: string; operation?: string }[];
   t.same(
     [...new Set(managers.map((m) => m.manager))].sort(),

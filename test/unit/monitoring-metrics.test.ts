@@ -38,6 +38,12 @@ t.test("the check finds a metric that is not exported, and histogram series by t
     "netservice_api_requests_total",
     "netservice_aggregator_leading",
   ]);
+  t.same(
+    metricNames('min by (netservice_namespace, netservice) (netservice_aggregator_netservice_ready{netservice_namespace="apps"}) == 0'),
+    ["netservice_aggregator_netservice_ready"],
+    "label names are not metrics",
+  );
+  t.same(metricNames('sum by (netservice_namespace) (netservice_aggregator_leader)'), ["netservice_aggregator_leader"], "an unknown metric is still found");
 });
 
 t.test("every alert has a severity and a runbook in docs/operations.md", async (t) => {
