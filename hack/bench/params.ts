@@ -56,6 +56,8 @@ export type BenchParams = {
   kcmFlags: string[];
   /** Extra aggregator flags, e.g. --min-write-interval-ms=200. */
   aggregatorFlags: string[];
+  /** Ports the agent and aggregator processes serve /metrics on, so that a Prometheus can scrape them; 0: a free port. */
+  metricsPorts: { agent: number; aggregator: number };
   /** Where the chart goes. */
   outDir: string;
   /** Keep the working directory (control-plane and program logs, the audit log) and print where it is. */
@@ -78,6 +80,7 @@ const common = {
   programs: "bundled" as ProgramsMode,
   kcmFlags: [] as string[],
   aggregatorFlags: [] as string[],
+  metricsPorts: { agent: 0, aggregator: 0 },
   outDir: "bench-results",
   keep: false,
 };
@@ -147,6 +150,9 @@ Options:
                              hack/bundle.ts, as the image runs them) or sources (the TypeScript sources)
   --kcm-flag FLAG            extra kube-controller-manager flag (repeatable), e.g. --kcm-flag=--kube-api-qps=100
   --aggregator-flag FLAG     extra aggregator flag (repeatable), e.g. --aggregator-flag=--workers=8
+  --agent-metrics-port P     the agent process serves /metrics on this port (default: a free port)
+  --aggregator-metrics-port P
+                             the aggregator process serves /metrics on this port (default: a free port)
   --out DIR                  where the chart goes (default bench-results)
   --keep                     keep the logs and the audit log, and say where they are
   --json                     print one JSON document instead of tables
@@ -191,6 +197,8 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         programs: { type: "string" },
         "kcm-flag": { type: "string", multiple: true },
         "aggregator-flag": { type: "string", multiple: true },
+        "agent-metrics-port": { type: "string" },
+        "aggregator-metrics-port": { type: "string" },
         out: { type: "string" },
         keep: { type: "boolean", default: false },
         json: { type: "boolean", default: false },
@@ -229,6 +237,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     programs: programsMode(values.programs, base.programs),
     kcmFlags: [...base.kcmFlags, ...(values["kcm-flag"] ?? [])],
     aggregatorFlags: [...base.aggregatorFlags, ...(values["aggregator-flag"] ?? [])],
+    metricsPorts: {
+      agent: int("--agent-metrics-port", values["agent-metrics-port"], base.metricsPorts.agent, 0, 65_535),
+      aggregator: int("--aggregator-metrics-port", values["aggregator-metrics-port"], base.metricsPorts.aggregator, 0, 65_535),
+    },
     outDir: values.out ?? base.outDir,
     keep: values.keep,
   };

@@ -324,8 +324,8 @@ class BenchRun {
     }, 1000);
   }
 
-  async #startChild(name: string, program: string, args: string[]): Promise<Child> {
-    const metricsPort = await freePort();
+  async #startChild(name: "agent" | "aggregator", program: string, args: string[]): Promise<Child> {
+    const metricsPort = this.#params.metricsPorts[name] || (await freePort());
     const child = startProcess(
       name,
       process.execPath,

@@ -6,15 +6,16 @@
 // as root.
 //
 //   node hack/monitoring/check.ts      (npm run test:alerts)
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, stringify } from "yaml";
+import { ensureDebianCommand } from "./packages.ts";
 
 const monitoring = new URL("../../deploy/monitoring/", import.meta.url).pathname;
 
-ensurePromtool();
+ensureDebianCommand({ command: "promtool", package: "prometheus" });
 const directory = mkdtempSync(join(tmpdir(), "netservice-alerts-"));
 try {
   const rule = parse(readFileSync(join(monitoring, "alerts.yaml"), "utf8")) as { kind?: string; spec?: { groups?: unknown } };
@@ -30,17 +31,4 @@ try {
 function promtool(args: string[]): void {
   const result = spawnSync("promtool", args, { stdio: "inherit" });
   if (result.status !== 0) process.exit(result.status ?? 1);
-}
-
-function ensurePromtool(): void {
-  if (spawnSync("promtool", ["--version"], { stdio: "ignore" }).status === 0) return;
-  if (process.getuid?.() !== 0) {
-    throw new Error("promtool is missing: install Debian's prometheus package (apt-get install -y prometheus) or a promtool release on PATH");
-  }
-  // On a host booted with systemd the package also starts a Prometheus server.
-  execFileSync("apt-get", ["update"], { stdio: "inherit" });
-  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "prometheus"], {
-    stdio: "inherit",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-  });
 }

@@ -159,6 +159,10 @@ t.test("the command line picks a preset and overrides any field", async (t) => {
   const sources = parseBenchArgs(["--programs", "sources"]);
   t.equal(sources.help ? undefined : sources.params.programs, "sources");
   t.throws(() => parseBenchArgs(["--programs", "ts"]), /--programs must be one of bundled, sources/);
+  t.same(quick.help ? undefined : quick.params.metricsPorts, { agent: 0, aggregator: 0 }, "free ports unless asked");
+  const ports = parseBenchArgs(["--agent-metrics-port", "9101", "--aggregator-metrics-port=9102"]);
+  t.same(ports.help ? undefined : ports.params.metricsPorts, { agent: 9101, aggregator: 9102 });
+  t.throws(() => parseBenchArgs(["--agent-metrics-port", "70000"]), /--agent-metrics-port must be a whole number from 0 to 65535/);
 });
 
 t.test("/proc figures: CPU ticks after the command name, memory in kB", async (t) => {

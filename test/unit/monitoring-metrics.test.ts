@@ -3,11 +3,8 @@
 // alert into one that never fires.
 import t from "tap";
 import { readFile } from "node:fs/promises";
-import { Registry } from "prom-client";
 import { parse, parseAllDocuments } from "yaml";
-import { agentMetrics } from "../../node-agent/probes.ts";
-import { aggregatorMetrics } from "../../aggregator/probes.ts";
-import { apiRequestMetrics } from "../../common/api-metrics.ts";
+import { exportedMetricNames, metricNames } from "../helpers/exported-metrics.ts";
 
 const root = new URL("../../", import.meta.url);
 
@@ -63,34 +60,10 @@ t.test("every alert has a severity and a runbook in docs/operations.md", async (
 type AlertRule = { alert: string; expr: string; labels?: Record<string, string>; annotations?: Record<string, string> };
 type AlertTests = { tests: { name: string; input_series?: { series: string }[]; promql_expr_test?: { expr: string }[] }[] };
 
-/** The names a scrape of either program can show, histograms with their _bucket, _sum and _count series. */
-function exportedMetricNames(): Set<string> {
-  const agent = agentMetrics(() => undefined).registry;
-  const aggregator = aggregatorMetrics(() => undefined).registry;
-  const api = new Registry();
-  apiRequestMetrics(api);
-  const names = new Set<string>();
-  for (const registry of [agent, aggregator, api]) {
-    for (const metric of registry.getMetricsAsArray()) {
-      if (String(metric.type) === "histogram") for (const suffix of ["_bucket", "_sum", "_count"]) names.add(metric.name + suffix);
-      else names.add(metric.name);
-    }
-  }
-  return names;
-}
-
 async function alertRules(): Promise<AlertRule[]> {
   const documents = parseAllDocuments(await readFile(new URL("deploy/monitoring/alerts.yaml", root), "utf8"));
   const rule = documents.map((document) => document.toJS() as { kind?: string; spec?: { groups?: { rules: AlertRule[] }[] } }).find((each) => each.kind === "PrometheusRule");
   return (rule?.spec?.groups ?? []).flatMap((group) => group.rules);
-}
-
-/** The netservice metrics a PromQL expression or series reads: label names (in matchers and in by/on lists) are not metrics. */
-function metricNames(text: string): string[] {
-  const withoutLabels = text
-    .replace(/\{[^}]*\}/g, " ")
-    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ");
-  return [...new Set(withoutLabels.match(/\bnetservice_[a-z0-9_]+/g) ?? [])];
 }
 
 function githubAnchor(heading: string): string {
