@@ -78,6 +78,32 @@ t.test("runCommand comes back when a process the command started keeps its outpu
   await eventually(() => expect(!alive(straggler), `pid ${straggler} still runs`), { timeoutMs: 10_000 });
 });
 
+t.test("200 MiB on stderr from a command that leaves its output held open costs the test process bytes kept, not bytes printed", async (t) => {
+  // Issue 16 (docs/testing.md): runCommand at 5a0fbd5 appended all of stderr to one string and waited for the
+  // pipe to close, so this command hung it for good while it grew by everything printed (rss +364 MB, measured).
+  const printed = 200 * 2 ** 20;
+  const rssBefore = process.memoryUsage().rss;
+  let rssPeak = rssBefore;
+  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 20);
+  t.teardown(() => clearInterval(sampler));
+  const deadline = new Promise<string>((resolve) => setTimeout(() => resolve("no result within 60 s"), 60_000).unref());
+  const result = await Promise.race([
+    runCommand(["sh", "-c", `head -c ${printed} /dev/zero | tr '\\0' e >&2; sleep 600 & echo $!; exit 0`]),
+    deadline,
+  ]);
+  clearInterval(sampler);
+  const growthMiB = (rssPeak - rssBefore) / 2 ** 20;
+  // The bound leaves room for 64 KiB chunks that await collection (the peak grew by 61 MB when measured).
+  t.ok(growthMiB < 150, `rss grew by ${growthMiB.toFixed(0)} MiB while ${printed / 2 ** 20} MiB went through`);
+  if (typeof result === "string") return t.fail(result);
+  t.equal(result.code, 0, "the command's own exit code");
+  const received = Number(/^\[\.\.\. (\d+) earlier bytes left out/.exec(result.stderr)?.[1] ?? 0) + 64 * 1024;
+  t.equal(received, printed, "every byte printed was read");
+  t.ok(result.stderr.length < 70 * 1024, `kept ${result.stderr.length} characters of stderr`);
+  const straggler = Number(/^\d+/.exec(result.stdout)?.[0]);
+  await eventually(() => expect(!alive(straggler), `pid ${straggler} still runs`), { timeoutMs: 10_000 });
+});
+
 t.test("runCommand's timeout kills the command's whole process group, so the result comes", async (t) => {
   const result = await runCommand(["sh", "-c", "sleep 600 & echo $!; sleep 600"], { timeoutMs: 500 });
   t.equal(result.code, "SIGKILL");
