@@ -112,8 +112,8 @@ try {
   const [agentMetrics, aggregatorMetrics] = await Promise.all([metricsOf(agent), metricsOf(aggregator)]);
   process.stdout.write(`${JSON.stringify({
     size: { nodes, pods, netServices, agentPods, livePodsAtEnd: live.length },
-    agent: { ...memory.agent, afterBulk: afterBulk.agent, heapUsedMb: heapUsedMb(agentMetrics), writes: successfulWrites(agentMetrics) },
-    aggregator: { ...memory.aggregator, afterBulk: afterBulk.aggregator, heapUsedMb: heapUsedMb(aggregatorMetrics), writes: successfulWrites(aggregatorMetrics) },
+    agent: { ...memory.agent, afterBulk: afterBulk.agent, heap: heapMb(agentMetrics), writes: successfulWrites(agentMetrics) },
+    aggregator: { ...memory.aggregator, afterBulk: afterBulk.aggregator, heap: heapMb(aggregatorMetrics), writes: successfulWrites(aggregatorMetrics) },
     held: await heldObjects(),
     seconds: { create: round2(createSeconds), shown: round2(shownSeconds) },
     loadAverage: { atStart: loadAverageAtStart, afterBulk: loadAverageAfterBulk, atEnd: loadAverageAtEnd },
@@ -186,10 +186,17 @@ async function metricsOf(program: Program): Promise<string> {
   return (await fetch(`http://127.0.0.1:${program.metricsPort}/metrics`)).text();
 }
 
-/** V8's heap in use (prom-client's nodejs_heap_size_used_bytes): what the program holds, without the garbage not yet collected. */
-function heapUsedMb(metrics: string): number | undefined {
-  const bytes = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1];
-  return bytes === undefined ? undefined : round2(Number(bytes) / 2 ** 20);
+/**
+ * V8's heap at the end, from prom-client's gauges: in use (what the program
+ * holds and garbage not yet collected), its total size, and memory outside
+ * it (buffers).
+ */
+function heapMb(metrics: string) {
+  const mb = (name: string) => {
+    const bytes = new RegExp(`^${name} (\\S+)$`, "m").exec(metrics)?.[1];
+    return bytes === undefined ? undefined : round2(Number(bytes) / 2 ** 20);
+  };
+  return { usedMb: mb("nodejs_heap_size_used_bytes"), totalMb: mb("nodejs_heap_size_total_bytes"), externalMb: mb("nodejs_external_memory_bytes") };
 }
 
 /** API writes (create, apply, update, patch, delete) answered with 2xx, from the program's netservice_api_requests_total. */
