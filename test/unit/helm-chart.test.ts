@@ -1,6 +1,7 @@
 // The Helm chart (deploy/helm/netservice) installs what deploy/ installs: with
 // default values `helm template` renders exactly deploy/'s objects, object by
-// object, apart from Helm's own labels and the CRDs' keep annotation; its
+// object, apart from Helm's own labels and the keep annotation of the CRDs
+// and the Namespace; its
 // monitoring objects are deploy/monitoring/'s; every value reaches the
 // objects it names, the programs accept the flags it renders, and the README
 // lists every value. helm comes from the binary cache (hack/cluster/binaries.ts).
@@ -30,8 +31,13 @@ const helmLabels = ["app.kubernetes.io/managed-by", "app.kubernetes.io/instance"
  * it, and the chart leaves it out.
  */
 const namespacedByKustomize = new Set(["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
-/** The one annotation the chart adds, on the CRDs only: uninstalling keeps them and every NetService. */
+/**
+ * The one annotation the chart adds, on the CRDs and the Namespace only:
+ * uninstalling keeps the CRDs and with them every NetService, and the
+ * namespace, which holds Helm's own release records.
+ */
 const keepAnnotation = { "helm.sh/resource-policy": "keep" };
+const keptKinds = new Set(["CustomResourceDefinition", "Namespace"]);
 
 const helm = await ensureHelm((line) => t.comment(line));
 const chartYaml = parseYaml(await readFile(path.join(chart, "Chart.yaml"), "utf8")) as { version: string; appVersion: string };
@@ -91,7 +97,7 @@ function withoutHelmMetadata(t: Test, object: KubeObject): KubeObject {
   );
   for (const label of helmLabels) delete labels[label];
   const metadata: Record<string, unknown> = { ...object.metadata, labels };
-  if (object.kind === "CustomResourceDefinition") {
+  if (keptKinds.has(object.kind!)) {
     t.strictSame(object.metadata?.annotations, keepAnnotation, `${key(object)}: kept by helm uninstall`);
     delete metadata.annotations;
   }
