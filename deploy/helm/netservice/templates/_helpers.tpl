@@ -1,7 +1,7 @@
 {{/*
 Labels on every object the chart makes: deploy/'s app.kubernetes.io/part-of,
-and Helm's. Never in a selector or a pod template: selectors are immutable,
-and an install from deploy/ must be adoptable as it is.
+and Helm's. Never in a selector (selectors are immutable, and stay deploy/'s)
+nor in a pod template (a new chart version would roll every pod).
 */}}
 {{- define "netservice.labels" -}}
 app.kubernetes.io/part-of: netservice
