@@ -52,6 +52,17 @@ const etcd: Tool = {
   ldflags: () => "-s -w",
 };
 
+// Renders, lints and installs the chart in deploy/helm/netservice: the unit
+// tests compare its objects with deploy/'s, and the kind run installs it.
+const helm: Tool = {
+  name: "helm",
+  module: "helm",
+  versionOf: "helm.sh/helm/v4",
+  commands: { helm: "helm.sh/helm/v4/cmd/helm" },
+  // What helm's own release build stamps, so `helm version` names the release.
+  ldflags: (version) => `-s -w -X helm.sh/helm/v4/internal/version.version=${version} -X helm.sh/helm/v4/internal/version.gitTreeState=clean`,
+};
+
 export function cacheRoot(): string {
   return process.env.NETSERVICE_CACHE ?? path.join(homedir(), ".cache", "netservice");
 }
@@ -69,6 +80,11 @@ export async function ensureBinaries(report: (line: string) => void = defaultRep
   };
 }
 
+/** Returns the path of the helm binary, building it when the cache lacks it. */
+export async function ensureHelm(report: (line: string) => void = defaultReport): Promise<string> {
+  return path.join(await ensureTool(helm, report), "helm");
+}
+
 export function toolVersion(tool: Pick<Tool, "module" | "versionOf">): string {
   const goMod = readFileSync(path.join(repoRoot, "hack", "tools", tool.module, "go.mod"), "utf8");
   const escaped = tool.versionOf.replaceAll(".", "\\.").replaceAll("/", "\\/");
@@ -79,6 +95,7 @@ export function toolVersion(tool: Pick<Tool, "module" | "versionOf">): string {
 
 export const kubernetesVersion = (): string => toolVersion(kubernetes);
 export const etcdVersion = (): string => toolVersion(etcd);
+export const helmVersion = (): string => toolVersion(helm);
 
 export async function ensureTool(tool: Tool, report: (line: string) => void): Promise<string> {
   const version = toolVersion(tool);

@@ -2,12 +2,12 @@
 //   up     starts a local control plane in the background; the last line printed is `export KUBECONFIG=<path>`
 //   down   stops it and removes its files
 //   status says whether one is running
-//   build  only builds (or finds cached) binaries
+//   build  only builds (or finds cached) binaries: the control plane's, and helm for the chart's tests
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { cacheRoot, ensureBinaries } from "./binaries.ts";
+import { cacheRoot, ensureBinaries, ensureHelm } from "./binaries.ts";
 import { fileTail } from "./output.ts";
 import { ControlPlane } from "./control-plane.ts";
 
@@ -88,7 +88,7 @@ async function status() {
 }
 
 async function build() {
-  const binaries = await ensureBinaries();
+  const binaries = { ...(await ensureBinaries()), helm: await ensureHelm() };
   for (const [name, file] of Object.entries(binaries)) process.stdout.write(`${name}\t${file}\n`);
 }
 

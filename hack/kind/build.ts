@@ -6,11 +6,13 @@
 //   eval "$(node hack/kind/build.ts)"; echo "${KIND}"
 import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { ensureBinaries } from "../cluster/binaries.ts";
+import { ensureBinaries, ensureHelm } from "../cluster/binaries.ts";
 import { ensureKindBinaries } from "./binaries.ts";
 
 const binaries = await ensureKindBinaries();
 const controlPlane = await ensureBinaries();
+// e2e.sh replaces deploy/'s install by the Helm chart's after the first tests.
+const helm = await ensureHelm();
 const say = (line: string) => process.stderr.write(`[netservice] ${line}\n`);
 const firstLine = (file: string, ...args: string[]) => execFileSync(file, args, { encoding: "utf8" }).trim().split("\n")[0] ?? "";
 
@@ -27,6 +29,7 @@ say(`containerd: ${firstLine(path.join(binaries.containerdDir, "containerd"), "-
 say(`runc: ${firstLine(binaries.runc, "--version")}`);
 say(`crictl: ${firstLine(binaries.crictl, "--version")}`);
 say(`coredns: ${firstLine(binaries.coredns, "-version")}`);
+say(`helm: ${firstLine(helm, "version", "--short")}`);
 
 const paths: Record<string, string> = {
   KIND: binaries.kind,
@@ -41,6 +44,7 @@ const paths: Record<string, string> = {
   PAUSE: binaries.pause,
   MULTUS_DIR: binaries.multusDir,
   WHEREABOUTS_DIR: binaries.whereaboutsDir,
+  HELM: helm,
 };
 const shellQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 for (const [name, value] of Object.entries(paths)) process.stdout.write(`${name}=${shellQuote(value)}\n`);

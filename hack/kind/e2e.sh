@@ -4,13 +4,14 @@
 # into an image and installed from deploy/; the original samples; then a real
 # DNS check (a pod on the core network resolves the NetService's name through
 # CoreDNS and pings every address it gets), the shared end-to-end test file
-# and the tests of test/kind/ (networking across nodes, faults of real parts).
-# See hack/kind/README.md.
+# and the tests of test/kind/ (networking across nodes, faults of real parts);
+# in the middle, the Helm chart (deploy/helm/netservice) replaces deploy/'s
+# install and is upgraded. See hack/kind/README.md.
 #
 #   hack/kind/e2e.sh [--keep] [--name NAME] [--build-images]
 #
 # By default it takes public images and release downloads and needs docker
-# (with buildx), kind, kubectl, curl, tar, sha256sum (or shasum) and npm.
+# (with buildx), kind, kubectl, helm, curl, tar, sha256sum (or shasum) and npm.
 # With --build-images (npm run test:kind) it needs no registry and no
 # download site: Docker, kind and every image are built on this machine
 # (hack/kind/local-cluster.sh). The cluster is deleted on exit unless --keep
@@ -22,6 +23,7 @@ readonly CNI_PLUGINS_VERSION=v1.10.0
 readonly WHEREABOUTS_VERSION=v0.9.2
 readonly IMAGE=ghcr.io/metaswitch/netservice:kind-e2e
 readonly SYSTEM_NAMESPACE=netservice-system
+readonly RELEASE=netservice
 # Pod-bound tokens carry the node name from Kubernetes 1.30 on (beta; GA in
 # 1.32), and the admission policy in deploy/ needs it.
 readonly MIN_KUBERNETES_MINOR=30
@@ -68,7 +70,7 @@ if [[ ${build_images} == true ]]; then
     command -v "${tool}" >/dev/null || fail "${tool} is required (see hack/kind/README.md)"
   done
 else
-  for tool in docker kind kubectl curl tar npm; do
+  for tool in docker kind kubectl helm curl tar npm; do
     command -v "${tool}" >/dev/null || fail "${tool} is required (see hack/kind/README.md)"
   done
   if command -v sha256sum >/dev/null; then
@@ -83,10 +85,11 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/netservice-kind.XXXXXX")
 export KUBECONFIG="${work}/kubeconfig"
 cluster_created=false
-# The kind binary: the one on PATH, or with --build-images the one built here.
+# The kind and helm binaries: those on PATH, or with --build-images those built here.
 kind_command=kind
+helm_command=helm
 # With --build-images, set from hack/kind/build.ts's output (its other paths are not used here).
-KIND='' KUBERNETES_DIR=''
+KIND='' KUBERNETES_DIR='' HELM=''
 
 diagnose() {
   log "diagnostics"
@@ -94,6 +97,7 @@ diagnose() {
   kubectl get pods -A -o wide || true
   kubectl -n "${SYSTEM_NAMESPACE}" describe pods || true
   kubectl -n "${SYSTEM_NAMESPACE}" logs -l app.kubernetes.io/part-of=netservice --all-containers --prefix --tail=100 || true
+  "${helm_command}" --namespace "${SYSTEM_NAMESPACE}" history "${RELEASE}" 2>/dev/null || true
   kubectl get netservices,netservicenodereports -A -o wide || true
   kubectl get events -A --sort-by=.lastTimestamp | tail -50 || true
 }
@@ -187,6 +191,7 @@ create_local_cluster() {
   # The binaries local-cluster.sh uses: kind, and kubectl of the same Kubernetes version.
   load_kind_binaries
   kind_command=${KIND}
+  helm_command=${HELM}
   PATH="${KUBERNETES_DIR}:${PATH}"
   "${kind_dir}/docker.sh" up
   if "${kind_command}" get clusters | grep -qx "${cluster_name}"; then
@@ -280,16 +285,60 @@ dns_check() {
   kubectl -n default delete pod netservice-dns-client --wait=false
 }
 
+# deploy/'s install replaced by the chart's, as deploy/helm/netservice/README.md
+# tells an operator to: every object of deploy/ but the CRDs (and with them
+# the NetServices) and the namespace (the reports and heartbeats) is deleted,
+# the old pods with them, then helm install adopts those two
+# (--take-ownership) and makes the rest. The NetServices must be the same
+# objects afterwards, and corens as published as before.
+install_chart() {
+  local chart="${repo_root}/deploy/helm/netservice" before after
+  log "replacing deploy/'s install by the Helm chart (deploy/helm/netservice, image ${IMAGE})"
+  before=$(netservice_uids)
+  kubectl -n "${SYSTEM_NAMESPACE}" delete --cascade=foreground -l app.kubernetes.io/part-of=netservice \
+    daemonset,deployment,poddisruptionbudget,service,resourcequota,serviceaccount,role,rolebinding
+  kubectl delete -l app.kubernetes.io/part-of=netservice \
+    clusterrole,clusterrolebinding,validatingadmissionpolicy,validatingadmissionpolicybinding
+  # Never pull: the image was loaded into the nodes, and no registry answers here.
+  "${helm_command}" install "${RELEASE}" "${chart}" --namespace "${SYSTEM_NAMESPACE}" --take-ownership \
+    --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+    --wait --timeout 5m
+  kubectl -n "${SYSTEM_NAMESPACE}" rollout status daemonset/netservice-agent --timeout=300s
+  kubectl -n "${SYSTEM_NAMESPACE}" rollout status deployment/netservice-aggregator --timeout=300s
+  after=$(netservice_uids)
+  [[ ${after} == "${before}" ]] ||
+    fail "the NetServices are not those of before the chart: [${before//$'\n'/ }] then [${after//$'\n'/ }]"
+  echo "NetServices kept: ${after//$'\n'/ }" >&2
+  wait_for_endpoints corens 3
+}
+
+# namespace/name=uid of every NetService, one a line, sorted.
+netservice_uids() {
+  kubectl get netservices --all-namespaces \
+    -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.uid}{"\n"}{end}' | sort
+}
+
+# The test files given, one at a time (they share the cluster and its
+# samples). The run's last lines are tap's summary; a failed test fails the
+# script.
+run_tap() {
+  NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" NETSERVICE_KIND_CLUSTER="${cluster_name}" NETSERVICE_HELM="${helm_command}" \
+    npx tap --jobs=1 --timeout=900 "$@"
+}
+
+# The end-to-end file three times: on deploy/'s install (with the networking
+# tests), on the chart's (then test/kind/helm.test.ts upgrades it), and after
+# the upgrade, with the faults last (a worker is stopped and started).
 run_e2e_tests() {
-  log "running test/e2e/netservice.e2e.test.ts and test/kind/ against kind"
   cd "${repo_root}"
   [[ -x node_modules/.bin/tap ]] || npm ci
-  # The run's last lines are tap's summary; a failed test fails the script.
-  # One file at a time (they share the cluster and its samples); tap runs
-  # them in name order, so the faults (a worker stopped and started) come
-  # last.
-  NETSERVICE_E2E_KUBECONFIG="${KUBECONFIG}" NETSERVICE_KIND_CLUSTER="${cluster_name}" \
-    npx tap --jobs=1 --timeout=900 test/e2e/netservice.e2e.test.ts test/kind/cluster-network.test.ts test/kind/faults.test.ts
+  log "running test/e2e/netservice.e2e.test.ts and test/kind/cluster-network.test.ts: netservice from deploy/"
+  run_tap test/e2e/netservice.e2e.test.ts test/kind/cluster-network.test.ts
+  install_chart
+  log "running test/e2e/netservice.e2e.test.ts and test/kind/helm.test.ts: netservice from the chart, then helm upgrade"
+  run_tap test/e2e/netservice.e2e.test.ts test/kind/helm.test.ts
+  log "running test/e2e/netservice.e2e.test.ts and test/kind/faults.test.ts: netservice after the upgrade"
+  run_tap test/e2e/netservice.e2e.test.ts test/kind/faults.test.ts
 }
 
 main() {

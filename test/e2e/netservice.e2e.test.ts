@@ -227,6 +227,12 @@ async function endToEnd({ clients, applier, local, images }: E2eEnvironment) {
       expect((await serviceOf(clients, "default", "corens-template")) === undefined, "old template still there");
     }, timeout);
     t.pass("edits followed");
+    // Back to the sample's spec, so the file can run again on the same cluster (hack/kind/e2e.sh runs it three times).
+    await patchNetService("corens", { spec: { ports: null, templateServiceName: null } });
+    await eventually(async () => {
+      expect((await serviceOf(clients, "default", "corens-template"))?.spec.selector?.app === "utils", "the default template is back");
+      expect((await serviceOf(clients, "default", "corens-pods")) === undefined, "the custom template is gone");
+    }, timeout);
   });
 
   t.test("a user's own Service named like a NetService is left alone and reported", async (t) => {
