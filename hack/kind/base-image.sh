@@ -51,7 +51,7 @@ ensure_rootfs() {
 ensure_image() {
   if ! docker info >/dev/null 2>&1; then fail "no Docker engine answers (hack/kind/docker.sh up starts one)"; fi
   if docker image inspect "${BASE_IMAGE}" >/dev/null 2>&1; then
-    [[ -s ${dir}/image.tar ]] || docker save --output "${dir}/image.tar" "${BASE_IMAGE}"
+    [[ -s ${dir}/image.tar ]] || save_image
     return
   fi
   if [[ -s ${dir}/image.tar ]]; then
@@ -62,6 +62,13 @@ ensure_image() {
   ensure_rootfs
   log "importing ${dir}/rootfs.tar as ${BASE_IMAGE}"
   docker import --change 'CMD ["bash"]' "${dir}/rootfs.tar" "${BASE_IMAGE}" >&2
+  save_image
+}
+
+# Keeps the engine's image as ${dir}/image.tar. The engine may hold the image
+# while the cache is new or was cleared, so the folder may not exist yet.
+save_image() {
+  mkdir -p "${dir}"
   docker save --output "${dir}/image.tar.partial" "${BASE_IMAGE}"
   mv "${dir}/image.tar.partial" "${dir}/image.tar"
 }

@@ -92,6 +92,13 @@ helm_command=helm
 KIND='' KUBERNETES_DIR='' HELM=''
 
 diagnose() {
+  # The run can fail while the cluster is made: before kind made it (an image) there is no API
+  # server to ask; after (Multus, whereabouts) kind still has its kubeconfig.
+  if [[ ! -s ${KUBECONFIG} ]] &&
+    ! "${kind_command}" get kubeconfig --name "${cluster_name}" >"${KUBECONFIG}" 2>/dev/null; then
+    log "no diagnostics: kind made no cluster ${cluster_name}"
+    return
+  fi
   log "diagnostics"
   kubectl get nodes -o wide || true
   kubectl get pods -A -o wide || true
