@@ -6,13 +6,12 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import t from "tap";
-import { makeClients } from "../../common/kube/client.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { ResourceResolver } from "../../common/kube/resources.ts";
 import { selectorMatches } from "../../common/selector.ts";
 import { ensureBinaries, repoRoot } from "../../hack/cluster/binaries.ts";
+import { clientsFor } from "../../hack/credentials.ts";
 import { loadManifests } from "../../hack/manifests.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
@@ -98,9 +97,7 @@ t.test("the metrics Service reaches both programs, and the disruption budget the
 
 t.test("on a real API server", async (t) => {
   const plane = await startControlPlane(t);
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromFile(plane.kubeconfig);
-  const clients = makeClients(kubeConfig, { userAgent: "netservice-test/0.1.0" });
+  const clients = clientsFor(plane.kubeconfig);
   boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
   const resolver = new ResourceResolver(clients.http);
   const kubectlOn = (...args: string[]) => run(kubectl, ["--kubeconfig", plane.kubeconfig, ...args], { maxBuffer: 64 * 1024 * 1024 });

@@ -7,15 +7,14 @@
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
 import t from "tap";
 import { parseAllDocuments } from "yaml";
 import { Applier } from "../../common/kube/apply.ts";
-import { makeClients } from "../../common/kube/client.ts";
 import { KubeApiError } from "../../common/kube/http.ts";
 import type { KubeObject } from "../../common/kube/object.ts";
 import { ResourceResolver } from "../../common/kube/resources.ts";
 import { ensureHelm, repoRoot } from "../../hack/cluster/binaries.ts";
+import { clientsFor } from "../../hack/credentials.ts";
 import { waitForCrd } from "../../hack/manifests.ts";
 import { startControlPlane } from "../helpers/control-plane.ts";
 import { eventually, expect } from "../helpers/eventually.ts";
@@ -29,9 +28,7 @@ const crds = ["netservices.svcctl.metaswitch.com", "netservicenodereports.svcctl
 
 const helmBinary = await ensureHelm((line) => t.comment(line));
 const plane = await startControlPlane(t);
-const kubeConfig = new KubeConfig();
-kubeConfig.loadFromFile(plane.kubeconfig);
-const clients = makeClients(kubeConfig, { userAgent: "netservice-test/0.1.0" });
+const clients = clientsFor(plane.kubeconfig);
 boundedTeardown(t, { name: "clients", timeoutMs: 10_000, run: () => clients.close() });
 const resolver = new ResourceResolver(clients.http);
 const helm = async (...args: string[]) =>
