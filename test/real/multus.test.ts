@@ -7,10 +7,12 @@
 // namespaces, the addresses answer across nodes, CoreDNS serves the API's
 // records, and deleting a pod runs CNI DEL and frees its addresses.
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import t from "tap";
 import { KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { Applier } from "../../common/kube/apply.ts";
+import { createRootLogger } from "../../common/log.ts";
 import { ControlPlane } from "../../hack/cluster/control-plane.ts";
 import { applyManifests, loadManifests } from "../../hack/manifests.ts";
 import { CoreDns } from "../../hack/realnet/coredns.ts";
@@ -31,13 +33,16 @@ async function main() {
   const plane = await ControlPlane.start({ report: (line) => t.comment(line) });
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(plane.kubeconfig);
-  const network = new RealNetwork({ kubeconfig: plane.kubeconfig, report: (line) => t.comment(line) });
+  // Warnings and errors of the fake kubelet and the real network (a failed CNI DEL, say) reach the test's output.
+  const logger = createRootLogger({ env: { LOG_LEVEL: "warn", LOG_FORMAT: "text" }, destination: process.stderr });
+  const network = new RealNetwork({ kubeconfig: plane.kubeconfig, report: (line) => t.comment(line), logger });
   /** Whether the pod's sandbox still existed when the kubelet deleted the pod object for good, by pod name. */
   const sandboxAtRemoval = new Map<string, boolean>();
   const cluster = new SimulatedCluster({
     kubeConfig,
     sandbox: network,
     maxGracePeriodMs: 1000,
+    logger,
     onPodRemoved: (event) => sandboxAtRemoval.set(event.name, network.sandbox(event.namespace, event.name) !== undefined),
   });
   let dns: CoreDns | undefined;
@@ -62,6 +67,21 @@ async function main() {
   }, slow);
   const pods = await attachedPods();
   const name = (pod: V1Pod) => pod.metadata?.name ?? "";
+  /**
+   * Waits until the pod's sandbox is gone (CNI DEL done); if it never goes,
+   * the failure names the CNI calls still running and shows the end of the
+   * pod's node's Multus log.
+   */
+  const sandboxGone = (pod: V1Pod) =>
+    eventually(() => {
+      const running = network.sandboxes.inFlight();
+      expect(!network.sandbox("default", name(pod)), `sandbox still there; CNI calls running: ${running.length > 0 ? running.join("; ") : "none"}`);
+    }, slow).catch(async (error: unknown) => {
+      const log = path.join(network.scope.dir, "nodes", pod.spec?.nodeName ?? "", "multus.log");
+      const tail = await readFile(log, "utf8").then((text) => text.split("\n").slice(-40).join("\n"), (readError: Error) => readError.message);
+      t.comment(`the end of ${log}:\n${tail}`);
+      throw error;
+    });
 
   t.test("Multus writes each pod's network-status: the default network on eth0, networks/core on core, networks/access on access", async (t) => {
     for (const pod of pods) {
@@ -170,7 +190,7 @@ async function main() {
     t.ok(sandbox, "the victim has a sandbox");
     const secondary = [...addressesOn(victim, "networks/core"), ...addressesOn(victim, "networks/access")];
     await cluster.clients.core.deleteNamespacedPod({ namespace: "default", name: name(victim) });
-    await eventually(() => expect(!network.sandbox("default", name(victim)), "sandbox still there"), slow);
+    await sandboxGone(victim);
     t.notOk(existsSync(`/run/netns/${sandbox?.netns}`), `network namespace ${sandbox?.netns} deleted`);
     await eventually(() => expect(sandboxAtRemoval.has(name(victim)), "the kubelet has not removed the pod yet"), slow);
     t.equal(sandboxAtRemoval.get(name(victim)), false, "CNI DEL ran when the grace period ended, before the kubelet deleted the pod object");
@@ -197,8 +217,8 @@ async function main() {
     t.ok(sandbox, "the victim has a sandbox");
     const secondary = [...addressesOn(victim!, "networks/core"), ...addressesOn(victim!, "networks/access")];
     await cluster.clients.core.deleteNamespacedPod({ namespace: "default", name: name(victim!), gracePeriodSeconds: 0 });
-    await eventually(() => expect(!existsSync(`/run/netns/${sandbox?.netns}`), `network namespace ${sandbox?.netns} still there`), slow);
-    t.pass(`network namespace ${sandbox?.netns} deleted`);
+    await sandboxGone(victim!);
+    t.notOk(existsSync(`/run/netns/${sandbox?.netns}`), `network namespace ${sandbox?.netns} deleted`);
     const allocated = [...(await ipamAllocations(network, "core")), ...(await ipamAllocations(network, "access"))];
     t.same(secondary.filter((address) => allocated.includes(address)), [], "host-local freed its core and access addresses");
     const now = await attachedPods();
