@@ -69,13 +69,13 @@ async function main() {
   const name = (pod: V1Pod) => pod.metadata?.name ?? "";
   /**
    * Waits until the pod's sandbox is gone (CNI DEL done); if it never goes,
-   * the failure names the CNI calls still running and shows the end of the
-   * pod's node's Multus log.
+   * the failure names the kubelet's work and the CNI calls in flight and shows
+   * the end of the pod's node's Multus log.
    */
   const sandboxGone = (pod: V1Pod) =>
     eventually(() => {
-      const running = network.sandboxes.inFlight();
-      expect(!network.sandbox("default", name(pod)), `sandbox still there; CNI calls running: ${running.length > 0 ? running.join("; ") : "none"}`);
+      const running = [...cluster.kubelet.inFlight(), ...network.sandboxes.inFlight()];
+      expect(!network.sandbox("default", name(pod)), `sandbox still there; the kubelet's work and CNI calls in flight: ${running.length > 0 ? running.join("; ") : "none"}`);
     }, slow).catch(async (error: unknown) => {
       const log = path.join(network.scope.dir, "nodes", pod.spec?.nodeName ?? "", "multus.log");
       const tail = await readFile(log, "utf8").then((text) => text.split("\n").slice(-40).join("\n"), (readError: Error) => readError.message);
