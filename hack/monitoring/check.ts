@@ -24,11 +24,16 @@ try {
   copyFileSync(join(monitoring, "alerts.test.yaml"), join(directory, "alerts.test.yaml"));
   promtool(["check", "rules", join(directory, "alerts.rules.yaml")]);
   promtool(["test", "rules", join(directory, "alerts.test.yaml")]);
+} catch (error) {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exitCode = 1;
 } finally {
   rmSync(directory, { recursive: true, force: true });
 }
 
+// Throws on a failure, so that the temporary directory goes too (process.exit would skip the finally).
 function promtool(args: string[]): void {
   const result = spawnSync("promtool", args, { stdio: "inherit" });
-  if (result.status !== 0) process.exit(result.status ?? 1);
+  if (result.error) throw new Error(`cannot run promtool: ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`promtool ${args.slice(0, 2).join(" ")} failed (exit ${result.status ?? result.signal})`);
 }

@@ -3,15 +3,14 @@
 // those cost a program about 90 MB and are imported only when a kubeconfig
 // needs them (docs/performance.md, Memory).
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
 import { isBuiltin } from "node:module";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import t from "tap";
 import { bundlePrograms, loadedOnDemand } from "../../hack/bundle.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
-const outdir = mkdtempSync(path.join(tmpdir(), "netservice-bundle-"));
+const outdir = tempDir(t, "netservice-bundle-");
 const metafile = await bundlePrograms(outdir);
 
 for (const program of ["node-agent", "aggregator"]) {

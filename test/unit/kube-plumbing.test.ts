@@ -1,7 +1,6 @@
 // The pure parts of common/kube and common/log. What talks to an API server
 // is tested against a real one in test/integration.
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import t from "tap";
 import { Backoff } from "../../common/kube/backoff.ts";
@@ -11,6 +10,7 @@ import { diffRelist } from "../../common/kube/informer.ts";
 import { type KubeObject, objectKey, splitKey, stripManagedFields } from "../../common/kube/object.ts";
 import { resourcePath } from "../../common/kube/resources.ts";
 import { createRootLogger, reconcileLogger } from "../../common/log.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const pod = (name: string, resourceVersion: string, namespace = "default"): KubeObject => ({
   metadata: { name, namespace, resourceVersion },
@@ -103,7 +103,7 @@ t.test("retry delays double up to the cap, with jitter only below it", async (t)
 });
 
 t.test("kubeconfig: explicit path, then KUBECONFIG, else a message that says what to do", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "kubeconfig-"));
+  const dir = tempDir(t, "kubeconfig-");
   const write = (name: string, server: string) => {
     const file = join(dir, name);
     writeFileSync(

@@ -1,15 +1,15 @@
 // Our kubeconfig loader against client-node's KubeConfig, the library it
 // stands in for in the programs: for each kubeconfig below both must send the
 // same server, TLS material and credentials.
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import type { RequestOptions as HttpsRequestOptions } from "node:https";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import t from "tap";
 import { stringify as toYaml } from "yaml";
 import type { ClusterAccess } from "../../common/kube/http.ts";
 import { clusterConfigFromFiles, clusterConfigInCluster, loadKubeConfig } from "../../common/kube/kubeconfig.ts";
+import { tempDir } from "../helpers/temp-dir.ts";
 
 const base64 = (text: string) => Buffer.from(text).toString("base64");
 
@@ -75,7 +75,7 @@ const cases: Array<{ name: string; cluster?: Record<string, unknown>; user: Reco
 for (const format of ["yaml", "json"] as const) {
   for (const c of cases) {
     t.test(`${format}: ${c.name}: the same request options as client-node`, async (t) => {
-      const dir = mkdtempSync(join(tmpdir(), "kubeconfig-"));
+      const dir = tempDir(t, "kubeconfig-");
       for (const [name, content] of Object.entries(c.files ?? {})) {
         mkdirSync(join(dir, name, ".."), { recursive: true });
         writeFileSync(join(dir, name), content);
@@ -100,7 +100,7 @@ for (const format of ["yaml", "json"] as const) {
 }
 
 t.test("in a pod: the service account's CA and token, the token re-read after a minute", async (t) => {
-  const root = mkdtempSync(join(tmpdir(), "serviceaccount-"));
+  const root = tempDir(t, "serviceaccount-");
   writeFileSync(join(root, "ca.crt"), "CLUSTER CA");
   writeFileSync(join(root, "token"), "first\n");
   let now = 0;
@@ -114,7 +114,7 @@ t.test("in a pod: the service account's CA and token, the token re-read after a 
 });
 
 t.test("a KUBECONFIG list merges as kubectl does: the first to name a thing wins", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "kubeconfig-"));
+  const dir = tempDir(t, "kubeconfig-");
   const write = (name: string, document: object) => {
     writeFileSync(join(dir, name), toYaml(document));
     return join(dir, name);
@@ -135,7 +135,7 @@ t.test("a KUBECONFIG list merges as kubectl does: the first to name a thing wins
 });
 
 t.test("a kubeconfig that cannot be used is refused at start-up with what to fix", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), "kubeconfig-"));
+  const dir = tempDir(t, "kubeconfig-");
   const write = (name: string, text: string) => {
     writeFileSync(join(dir, name), text);
     return join(dir, name);
