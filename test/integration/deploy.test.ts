@@ -95,6 +95,19 @@ t.test("the metrics Service reaches both programs, and the disruption budget the
   t.notOk(selectorMatches(budget.spec.selector.matchLabels, agent.spec.template.metadata?.labels), "and not agents");
 });
 
+t.test("the aggregator's replicas are never placed on one node while another can take one", async (t) => {
+  type Spread = { topologyKey: string; whenUnsatisfiable: string; nodeTaintsPolicy?: string; matchLabelKeys?: string[]; labelSelector: { matchLabels: Record<string, string> } };
+  const aggregator = named<Workload>("Deployment", "netservice-aggregator");
+  const spreads = (aggregator.spec.template.spec as { topologySpreadConstraints?: Spread[] }).topologySpreadConstraints ?? [];
+  const byNode = spreads.filter((spread) => spread.topologyKey === "kubernetes.io/hostname");
+  t.equal(byNode.length, 1, "one constraint over nodes");
+  const [spread] = byNode;
+  t.equal(spread?.whenUnsatisfiable, "DoNotSchedule", "enforced: a preference let a rolling update put both on the node that then failed");
+  t.equal(spread?.nodeTaintsPolicy, "Honor", "nodes the replicas cannot run on (cordoned, not ready, control plane) do not count, so a single node still runs both");
+  t.same(spread?.matchLabelKeys, ["pod-template-hash"], "each revision spreads on its own during a rolling update");
+  t.ok(selectorMatches(spread?.labelSelector.matchLabels ?? {}, aggregator.spec.template.metadata?.labels), "it counts the aggregator's own pods");
+});
+
 t.test("on a real API server", async (t) => {
   const plane = await startControlPlane(t);
   const clients = clientsFor(plane.kubeconfig);

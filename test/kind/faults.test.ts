@@ -148,10 +148,13 @@ async function faultTests(cluster: KindCluster) {
   t.test("docker stop a worker: its endpoints stop being ready within the node monitor grace period plus 10 s, then come back", async (t) => {
     await expectExact();
     const nodes = await utilsNodes();
-    // The worker with the most utils pods; the other keeps at least one aggregator replica.
+    // The worker with the most utils pods.
     const node = [workerA, workerB].sort((a, b) => nodes.filter((n) => n === b).length - nodes.filter((n) => n === a).length)[0]!;
     const onNode = runningPods(await listPods(clients, "default", "app=utils")).filter((pod) => pod.spec.nodeName === node);
     t.ok(onNode.length > 0, `${node} runs ${onNode.length} utils pod(s)`);
+    // What deploy/'s spread constraint guarantees: a node's failure never takes every aggregator with it.
+    const aggregatorNodes = runningPods(await listPods(clients, systemNamespace, "app.kubernetes.io/name=netservice-aggregator")).map((pod) => pod.spec.nodeName);
+    t.ok(aggregatorNodes.some((name) => name !== node), `an aggregator runs off ${node} (replicas on ${aggregatorNodes.join(", ")})`);
     const graceSeconds = await nodeMonitorGracePeriodSeconds(cluster);
     await run("docker", ["stop", node], {}, 120_000);
     const stopped = Date.now();
