@@ -98,6 +98,7 @@ export function renderReport(result: BenchResult): string {
       ],
     ]),
     `  aggregator writes by kind: ${Object.entries(result.writes.aggregatorByKind).map(([kind, count]) => `${kind} ${count}`).join(", ") || "none"}`,
+    `  agents' heartbeat Lease renewals (per node, not per change; in no figure above): ${result.writes.agentHeartbeats}`,
     `  agents' requests by verb (client-side): ${formatCounts(result.requests.agentsClientSide)}`,
     `  aggregator's requests by verb (client-side): ${formatCounts(result.requests.aggregatorClientSide)}`,
     `  aggregator: ${result.aggregatorWork.reconciles} reconciles (${result.aggregatorWork.podChangesPerReconcile} pod changes each), ` +

@@ -44,6 +44,10 @@ export function byVerb(counts: RequestCounts): Record<string, number> {
   return out;
 }
 
-export function writesOf(counts: RequestCounts): number {
-  return Object.entries(counts).reduce((sum, [key, count]) => sum + (writeVerbs.has(key.split(" ")[0] ?? "") ? count : 0), 0);
+/** Write requests among the counts; with resource, only those of that resource (its plural, e.g. "leases"). */
+export function writesOf(counts: RequestCounts, resource?: string): number {
+  return Object.entries(counts).reduce((sum, [key, count]) => {
+    const [verb = "", counted = ""] = key.split(" ");
+    return sum + (writeVerbs.has(verb) && (resource === undefined || counted === resource) ? count : 0);
+  }, 0);
 }

@@ -54,7 +54,10 @@ export type BenchResult = {
   /** kube-controller-manager's endpointslice + endpoints controllers' writes per pod change they show, from the audit log (null without it). */
   kubeWritesPerPodChange: number | null;
   writes: {
+    /** The agents' report writes (creates, applies, deletes of NetServiceNodeReports). */
     agents: number;
+    /** The agents' heartbeat Lease renewals: per node and interval, not per pod change, so in no per-change figure. */
+    agentHeartbeats: number;
     aggregator: number;
     aggregatorByKind: Record<string, number>;
     /** From the audit log: the same programs as the API server counted them. */

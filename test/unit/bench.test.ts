@@ -9,6 +9,7 @@ import { LatencyMatcher, summarise, type Settled } from "../../hack/bench/latenc
 import { BenchArgsError, parseBenchArgs, presets } from "../../hack/bench/params.ts";
 import { entriesOfEndpoints, entriesOfReport, entriesOfSlice, PodViews } from "../../hack/bench/pod-views.ts";
 import { parseProcStats } from "../../hack/bench/proc-stats.ts";
+import { writesOf } from "../../hack/bench/request-counter.ts";
 import { PodPool } from "../../hack/bench/workload.ts";
 import { median, runsTable } from "../../hack/bench/runs.ts";
 import type { BenchResult } from "../../hack/bench/result.ts";
@@ -259,4 +260,13 @@ t.test("several runs make one table: ratios within each run, then the median of 
   t.match(table, /\| ours \/ kube, p50 \| 2\.00 \| 1\.00 \| 4\.00 \| 2\.00 \|/);
   t.match(table, /\| first hop, agent process: p50 \(ms\) \| - \| - \| - \| - \|/, "a run from before agentProcess existed shows a dash");
   t.match(table, /\| writes per pod change: kube \| - \| - \| - \| - \|/, "no audit log, no figure");
+});
+
+t.test("writes are counted by verb, and by resource when one is named", async (t) => {
+  const counts = { "apply netservicenodereports": 7, "apply leases": 40, "get netservicenodereports": 3, "delete netservicenodereports": 1, "create leases": 1, "watch pods": 2 };
+  t.equal(writesOf(counts), 49, "every write, whatever its resource");
+  t.equal(writesOf(counts, "netservicenodereports"), 8, "the reports' writes only: heartbeats are not a pod change's cost");
+  t.equal(writesOf(counts, "leases"), 41);
+  t.equal(writesOf(counts, "pods"), 0, "a watch is no write");
+  t.equal(writesOf({}), 0);
 });
