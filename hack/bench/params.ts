@@ -27,6 +27,8 @@ export type BenchParams = {
   durationSeconds: number;
   /** The node agents' debounce window (NodeAgentOptions.debounceMs; the program's --debounce-ms). */
   agentDebounceMs: number;
+  /** The node agents' heartbeat Lease renewal interval (the program's --heartbeat-interval-seconds). */
+  agentHeartbeatSeconds: number;
   /** The aggregator's concurrent reconciles (--workers). */
   aggregatorWorkers: number;
   /** Status writes the fake kubelet, and annotation writes the fake Multus, keep in flight at once; 0: the simulation's defaults (16 and 8). */
@@ -71,6 +73,7 @@ export type ProgramsMode = (typeof programsModes)[number];
 
 const common = {
   agentDebounceMs: 0,
+  agentHeartbeatSeconds: 10,
   simWorkers: 0,
   aggregatorWorkers: 4,
   eventTimeoutSeconds: 30,
@@ -138,6 +141,9 @@ Options:
   --address-changes R        churn: secondary-address changes per second
   --duration S               seconds of churn
   --agent-debounce-ms MS     the node agents' debounce window
+  --agent-heartbeat-seconds S
+                             the node agents' heartbeat Lease renewal interval (default 10, the program's);
+                             keep it well below the aggregator's --agent-heartbeat-timeout-seconds (40)
   --aggregator-workers N     the aggregator's concurrent reconciles
   --sim-workers N            writes in flight of the fake kubelet, and of the fake Multus
   --floor-writes R           ConfigMap writes per second for the floor
@@ -188,6 +194,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         duration: { type: "string" },
         "agent-debounce-ms": { type: "string" },
         "aggregator-workers": { type: "string" },
+        "agent-heartbeat-seconds": { type: "string" },
         "floor-writes": { type: "string" },
         "sim-workers": { type: "string" },
         "event-timeout": { type: "string" },
@@ -227,6 +234,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     },
     durationSeconds: int("--duration", values.duration, base.durationSeconds, 1, 3600),
     agentDebounceMs: int("--agent-debounce-ms", values["agent-debounce-ms"], base.agentDebounceMs, 0, 60_000),
+    agentHeartbeatSeconds: int("--agent-heartbeat-seconds", values["agent-heartbeat-seconds"], base.agentHeartbeatSeconds, 1, 3600),
     aggregatorWorkers: int("--aggregator-workers", values["aggregator-workers"], base.aggregatorWorkers, 1, 64),
     simWorkers: int("--sim-workers", values["sim-workers"], base.simWorkers, 0, 512),
     floorWritesPerSecond: number("--floor-writes", values["floor-writes"], base.floorWritesPerSecond, 0.1, 100, false),

@@ -11,7 +11,7 @@ export function renderReport(result: BenchResult): string {
     `netservice benchmark, preset ${p.preset}: ${p.nodes} nodes x ${p.podsPerNode} pods, ${p.netServices} NetServices; ` +
       `churn per second: ${churn.creations} creations, ${churn.deletions} deletions, ${churn.readinessFlips} readiness flips, ` +
       `${churn.addressChanges} address changes, for ${p.durationSeconds} s`,
-    `programs ${p.programs}; agent debounce ${p.agentDebounceMs} ms, aggregator workers ${p.aggregatorWorkers}${p.aggregatorFlags.length ? ` ${p.aggregatorFlags.join(" ")}` : ""}; kube-controller-manager flags: ${env.kubeControllerManagerFlags.join(" ") || "defaults"}`,
+    `programs ${p.programs}; agent debounce ${p.agentDebounceMs} ms, heartbeat ${p.agentHeartbeatSeconds} s, aggregator workers ${p.aggregatorWorkers}${p.aggregatorFlags.length ? ` ${p.aggregatorFlags.join(" ")}` : ""}; kube-controller-manager flags: ${env.kubeControllerManagerFlags.join(" ") || "defaults"}`,
     `${env.cpus} CPUs, load average ${env.loadAverageBefore[0]} before and ${env.loadAverageAfter[0]} after; Node ${env.node}, Kubernetes ${env.kubernetes}; ${env.wallSeconds} s in all`,
     `API priority (--apf ${result.apf.mode}): ${
       result.apf.classes

@@ -233,7 +233,7 @@ class BenchRun {
           ...(params.kcmFlags.length > 0 ? { "kube-controller-manager": params.kcmFlags } : {}),
         },
       },
-      agent: { debounceMs: params.agentDebounceMs },
+      agent: { debounceMs: params.agentDebounceMs, heartbeatIntervalMs: params.agentHeartbeatSeconds * 1000 },
       inProcessAggregator: false,
       // Each agent as deployed: its own clients, with a token bound to its pod on its node.
       agentClientsFor: async (nodeName) => (await this.#agentCredentials(nodeName, benchUserAgents.agents)).clients,
@@ -295,6 +295,7 @@ class BenchRun {
       `--kubeconfig=${agentKubeconfig}`,
       `--node-name=${representativeNode}`,
       `--debounce-ms=${params.agentDebounceMs}`,
+      `--heartbeat-interval-seconds=${params.agentHeartbeatSeconds}`,
     ]);
     const inProcess = nodes.filter((node) => node.name !== representativeNode);
     await forEachLimit(inProcess.length, 16, async (i) => {

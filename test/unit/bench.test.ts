@@ -147,6 +147,10 @@ t.test("the command line picks a preset and overrides any field", async (t) => {
   t.equal(parsed.params.audit, false);
   t.ok(parsed.json);
   t.same(parseBenchArgs(["-h"]), { help: true });
+  t.equal(quick.help ? undefined : quick.params.agentHeartbeatSeconds, 10, "the agents renew their heartbeat as the program does by default");
+  const slowBeat = parseBenchArgs(["--agent-heartbeat-seconds", "30"]);
+  t.equal(slowBeat.help ? undefined : slowBeat.params.agentHeartbeatSeconds, 30);
+  t.throws(() => parseBenchArgs(["--agent-heartbeat-seconds", "0"]), BenchArgsError);
   t.throws(() => parseBenchArgs(["--preset", "huge"]), BenchArgsError);
   t.throws(() => parseBenchArgs(["--nodes", "1.5"]), /whole number/);
   t.throws(() => parseBenchArgs(["--kcm-flag", "kube-api-qps=5"]), /dashes/);
