@@ -169,12 +169,20 @@ t.test("no program crashed", async (t) => {
  * rewritten at most once a second), so a look in between may match neither;
  * only a mix that lasts 2 s fails.
  */
-function watchTransition(stale: StaleNodes): { stop(): Promise<{ looks: number; held: number; exact: number; neither: string[] }> } {
-  let stopped = false;
+/**
+ * Checks, every 250 ms until stopped, that what is published is what the
+ * stale node last reported or the truth of now. stop() lets it take at least
+ * minLooks settled looks first (for up to 30 s more): a restart that
+ * converges within one or two looks is checked as often as a slow one, and
+ * the looks after convergence check that it stays exact.
+ */
+function watchTransition(stale: StaleNodes, minLooks = 3): { stop(): Promise<{ looks: number; held: number; exact: number; neither: string[] }> } {
+  let stopDeadline: number | undefined;
   let mixedSince: number | undefined;
   const counts = { looks: 0, held: 0, exact: 0, neither: [] as string[] };
+  const done = () => stopDeadline !== undefined && (counts.looks >= minLooks || Date.now() >= stopDeadline);
   const loop = (async () => {
-    while (!stopped && counts.neither.length === 0) {
+    while (!done() && counts.neither.length === 0) {
       const [asHeld, asUnserved, asNow] = await env.checker.checkAgainst([stale, { ...stale, notServing: true }, undefined]);
       if (asHeld && asUnserved && asNow && !asHeld.moving) {
         counts.looks++;
@@ -191,7 +199,7 @@ function watchTransition(stale: StaleNodes): { stop(): Promise<{ looks: number; 
   })();
   return {
     async stop() {
-      stopped = true;
+      stopDeadline = Date.now() + 30_000;
       await loop;
       return counts;
     },
