@@ -674,8 +674,9 @@ class BenchRun {
     const childAgentRequests = requestsBetween(churnStart.agentMetrics, churnEnd.agentMetrics);
     // The reports are what a pod change costs; the heartbeat Leases are a steady cost per node, whatever the
     // churn (as the kubelet's node Lease, which kube's figure leaves out too), so they are counted apart.
-    const agentWrites = writesOf(agentRequests, "netservicenodereports") + writesOf(childAgentRequests, "netservicenodereports");
-    const agentHeartbeatWrites = writesOf(agentRequests, "leases") + writesOf(childAgentRequests, "leases");
+    const allAgentRequests = mergeCounts(agentRequests, childAgentRequests);
+    const agentWrites = writesOf(allAgentRequests, "netservicenodereports");
+    const agentHeartbeatWrites = writesOf(allAgentRequests, "leases");
     const reconciles = aggregatorDelta("netservice_aggregator_reconciles_total");
     const audit = input.audit;
     const apiServerWrites = audit
@@ -734,7 +735,7 @@ class BenchRun {
         kube: perChange(churnEnd.revisions.kube - churnStart.revisions.kube, kubeVisible),
       },
       requests: {
-        agentsClientSide: byVerb(mergeCounts(agentRequests, childAgentRequests)),
+        agentsClientSide: byVerb(allAgentRequests),
         aggregatorClientSide: byVerb(aggregatorRequests),
         apiServer: audit ? Object.fromEntries(programs.map((program) => [program, auditByVerb(audit, program)])) : null,
       },

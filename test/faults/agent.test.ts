@@ -167,14 +167,10 @@ t.test("no program crashed", async (t) => {
  * if the restart takes that long) or the truth of now. A republish is
  * several writes (Endpoints, each slice, the status, whose counts are
  * rewritten at most once a second), so a look in between may match neither;
- * only a mix that lasts 2 s fails.
- */
-/**
- * Checks, every 250 ms until stopped, that what is published is what the
- * stale node last reported or the truth of now. stop() lets it take at least
- * minLooks settled looks first (for up to 30 s more): a restart that
- * converges within one or two looks is checked as often as a slow one, and
- * the looks after convergence check that it stays exact.
+ * only a mix that lasts 2 s fails. stop() lets it take at least minLooks
+ * settled looks first (for up to 30 s more): a restart that converges within
+ * one or two looks is checked as often as a slow one, and the looks after
+ * convergence check that it stays exact.
  */
 function watchTransition(stale: StaleNodes, minLooks = 3): { stop(): Promise<{ looks: number; held: number; exact: number; neither: string[] }> } {
   let stopDeadline: number | undefined;
