@@ -1,0 +1,97 @@
+// CI's log keeps only its end: .ci/run prints a failing suite's failures with
+// the subtests that lead to them. The TAP below is tap 21's own output for a
+// failed assertion, a thrown error and a file whose process died.
+import t from "tap";
+import { formatFailures, tapFailures, tapSummary } from "../../hack/ci/tap-failures.ts";
+
+const log = `TAP version 14
+1..2
+# Subtest: test/unit/a.test.ts
+    # Subtest: outer
+        # Subtest: sub
+            ok 1 - should be equal
+            not ok 2 - bad
+              ---
+              compare: ===
+              diff: |
+                -2
+                +1
+              ...
+            
+            1..2
+        not ok 1 - sub # time=24.644ms
+          ---
+          at:
+            fileName: test/unit/a.test.ts
+          ...
+        
+        # Subtest: throws
+            not ok 1 - boom
+              ---
+              tapCaught: returnedPromiseRejection
+              ...
+            
+            1..1
+        not ok 2 - throws # time=9.624ms
+        
+        1..2
+    not ok 1 - outer # time=40ms
+    
+    # Subtest: passes
+        ok 1 - fine
+        1..1
+    ok 2 - passes # time=1ms
+    
+    1..2
+not ok 1 - test/unit/a.test.ts # time=100ms
+
+# Subtest: test/real/dies.test.ts
+    # Subtest: first
+        ok 1 - fine
+        1..1
+    ok 1 - first # time=1ms
+    
+    1..4
+not ok 2 - test/real/dies.test.ts # time=259550.431ms
+  ---
+  signal: SIGABRT
+  ...
+
+# No coverage generated
+# { total: 6, pass: 3, fail: 3 }
+# time=439548.099ms
+`;
+
+t.test("each failing point is named with the subtests that lead to it, with its diagnostic", async (t) => {
+  const failures = tapFailures(log);
+  t.same(failures.map((failure) => [...failure.path, failure.description]), [
+    ["test/unit/a.test.ts", "outer", "sub", "bad"],
+    ["test/unit/a.test.ts", "outer", "throws", "boom"],
+    ["test/real/dies.test.ts"],
+  ]);
+  t.same(failures[0]!.details, ["compare: ===", "diff: |", "  -2", "  +1"]);
+  t.same(failures[1]!.details, ["tapCaught: returnedPromiseRejection"]);
+});
+
+t.test("a file that fails with no failing point inside it is a failure itself, with why", async (t) => {
+  const [dies] = tapFailures(log).slice(-1);
+  t.same([...dies!.path, dies!.description], ["test/real/dies.test.ts"]);
+  t.same(dies!.details, ["signal: SIGABRT"]);
+});
+
+t.test("a passing log has no failures", async (t) => {
+  t.same(tapFailures("TAP version 14\n1..1\n# Subtest: x\n    ok 1 - fine\n    1..1\nok 1 - x # time=1ms\n"), []);
+});
+
+t.test("long diagnostics and many failures are cut, saying how much", async (t) => {
+  const long = ["not ok 1 - long", "  ---", ...Array.from({ length: 50 }, (_, i) => `  line ${i}`), "  ..."].join("\n");
+  const [failure] = tapFailures(long, 3);
+  t.same(failure!.details, ["line 0", "line 1", "line 2", "(47 more lines)"]);
+  const many = Array.from({ length: 5 }, () => ({ path: ["f"], description: "d", details: [] }));
+  t.same(formatFailures(many, 2), ["--- f > d", "--- f > d", "(3 more failures: see the whole log)"]);
+});
+
+t.test("the summary is the runner's last lines, from its totals on", async (t) => {
+  t.same(tapSummary(log), ["# { total: 6, pass: 3, fail: 3 }", "# time=439548.099ms"]);
+  t.same(tapSummary("no summary"), []);
+});
