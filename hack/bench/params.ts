@@ -58,6 +58,8 @@ export type BenchParams = {
   kcmFlags: string[];
   /** Extra aggregator flags, e.g. --min-write-interval-ms=200. */
   aggregatorFlags: string[];
+  /** Node.js flags for both program processes, before the program, e.g. --max-semi-space-size=2. */
+  nodeOptions: string[];
   /** Ports the agent and aggregator processes serve /metrics on, so that a Prometheus can scrape them; 0: a free port. */
   metricsPorts: { agent: number; aggregator: number };
   /** Where the chart goes. */
@@ -83,6 +85,7 @@ const common = {
   programs: "bundled" as ProgramsMode,
   kcmFlags: [] as string[],
   aggregatorFlags: [] as string[],
+  nodeOptions: [] as string[],
   metricsPorts: { agent: 0, aggregator: 0 },
   outDir: "bench-results",
   keep: false,
@@ -156,6 +159,8 @@ Options:
                              hack/bundle.ts, as the image runs them) or sources (the TypeScript sources)
   --kcm-flag FLAG            extra kube-controller-manager flag (repeatable), e.g. --kcm-flag=--kube-api-qps=100
   --aggregator-flag FLAG     extra aggregator flag (repeatable), e.g. --aggregator-flag=--workers=8
+  --node-option FLAG         Node.js flag for the agent and aggregator processes (repeatable),
+                             e.g. --node-option=--max-semi-space-size=2
   --agent-metrics-port P     the agent process serves /metrics on this port (default: a free port)
   --aggregator-metrics-port P
                              the aggregator process serves /metrics on this port (default: a free port)
@@ -204,6 +209,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
         programs: { type: "string" },
         "kcm-flag": { type: "string", multiple: true },
         "aggregator-flag": { type: "string", multiple: true },
+        "node-option": { type: "string", multiple: true },
         "agent-metrics-port": { type: "string" },
         "aggregator-metrics-port": { type: "string" },
         out: { type: "string" },
@@ -245,6 +251,7 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     programs: programsMode(values.programs, base.programs),
     kcmFlags: [...base.kcmFlags, ...(values["kcm-flag"] ?? [])],
     aggregatorFlags: [...base.aggregatorFlags, ...(values["aggregator-flag"] ?? [])],
+    nodeOptions: [...base.nodeOptions, ...(values["node-option"] ?? [])],
     metricsPorts: {
       agent: int("--agent-metrics-port", values["agent-metrics-port"], base.metricsPorts.agent, 0, 65_535),
       aggregator: int("--aggregator-metrics-port", values["aggregator-metrics-port"], base.metricsPorts.aggregator, 0, 65_535),
@@ -252,9 +259,10 @@ export function parseBenchArgs(argv: readonly string[]): ParsedBenchArgs {
     outDir: values.out ?? base.outDir,
     keep: values.keep,
   };
-  for (const [option, flags] of [["--kcm-flag", params.kcmFlags], ["--aggregator-flag", params.aggregatorFlags]] as const) {
+  const flagLists = [["--kcm-flag", params.kcmFlags, "--workers=8"], ["--aggregator-flag", params.aggregatorFlags, "--workers=8"], ["--node-option", params.nodeOptions, "--max-semi-space-size=2"]] as const;
+  for (const [option, flags, example] of flagLists) {
     for (const flag of flags) {
-      if (!flag.startsWith("--")) throw new BenchArgsError(`${option} ${flag}: give the flag with its dashes, e.g. ${option}=--workers=8`);
+      if (!flag.startsWith("--")) throw new BenchArgsError(`${option} ${flag}: give the flag with its dashes, e.g. ${option}=${example}`);
     }
   }
   if (params.nodes * params.podsPerNode < params.netServices) {

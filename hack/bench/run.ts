@@ -330,7 +330,7 @@ class BenchRun {
     const child = startProcess(
       name,
       process.execPath,
-      [program, ...args, `--metrics-port=${metricsPort}`],
+      [...this.#params.nodeOptions, program, ...args, `--metrics-port=${metricsPort}`],
       path.join(this.#workDir, `${name}.log`),
       // As deployed: without the NODE_OPTIONS of whatever started the benchmark (a test runner's loaders, say).
       { ...process.env, NODE_OPTIONS: "", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },

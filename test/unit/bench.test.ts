@@ -151,6 +151,10 @@ t.test("the command line picks a preset and overrides any field", async (t) => {
   const slowBeat = parseBenchArgs(["--agent-heartbeat-seconds", "30"]);
   t.equal(slowBeat.help ? undefined : slowBeat.params.agentHeartbeatSeconds, 30);
   t.throws(() => parseBenchArgs(["--agent-heartbeat-seconds", "0"]), BenchArgsError);
+  const v8 = parseBenchArgs(["--node-option=--max-semi-space-size=2", "--node-option=--max-old-space-size=512"]);
+  t.same(v8.help ? undefined : v8.params.nodeOptions, ["--max-semi-space-size=2", "--max-old-space-size=512"], "Node flags for both program processes, in order");
+  t.same(quick.help ? undefined : quick.params.nodeOptions, [], "none by default: the programs run as deployed");
+  t.throws(() => parseBenchArgs(["--node-option", "max-semi-space-size=2"]), BenchArgsError, "a flag without its dashes is refused");
   t.throws(() => parseBenchArgs(["--preset", "huge"]), BenchArgsError);
   t.throws(() => parseBenchArgs(["--nodes", "1.5"]), /whole number/);
   t.throws(() => parseBenchArgs(["--kcm-flag", "kube-api-qps=5"]), /dashes/);
