@@ -106,11 +106,18 @@ const trigger1 = "2026-03-01T10:00:00.100Z";
 const trigger2 = "2026-03-01T10:00:00.200Z";
 
 t.test("publishes both Services, the Endpoints and the slices from the nodes' reports, and a status", async (t) => {
+  // node-2's report goes first. Its one pod is terminating, so it adds
+  // nothing to the Endpoints, and a write that changes nothing else does not
+  // move their trigger time (as upstream's Endpoints controller): had node-1's
+  // report been reconciled alone first, the Endpoints would keep trigger1.
+  // In this order, whichever reconciles see them, the Endpoints holding
+  // node-1's pods have both reports merged (one informer delivers them in
+  // order) and the newest trigger time.
+  await reports.set("node-2", corens, [{ name: "utils-c", addresses: ["10.10.0.3"], serving: true, terminating: true }], trigger2);
   await reports.set("node-1", corens, [
     { name: "utils-a", addresses: ["10.10.0.1", "fd00:10::1"], hostname: "utils-a" },
     { name: "utils-b", addresses: ["10.10.0.2"], serving: false },
   ], trigger1);
-  await reports.set("node-2", corens, [{ name: "utils-c", addresses: ["10.10.0.3"], serving: true, terminating: true }], trigger2);
 
   const endpoints = await eventually(async () => {
     const found = await published.endpoints("corens");
