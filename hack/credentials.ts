@@ -19,7 +19,10 @@ import { repoRoot } from "./cluster/binaries.ts";
 import { loadManifests } from "./manifests.ts";
 
 export type BoundObject = { kind: string; apiVersion: string; name: string; uid: string };
-export type DeployedPod = { metadata: { name: string; uid: string } };
+export type DeployedPod = {
+  metadata: { name: string; uid: string };
+  spec?: { containers?: { env?: { name: string; value?: string }[] }[] };
+};
 export type Credentials = { pod: DeployedPod; token: string; clients: KubeClients };
 
 /** kube-apiserver's default maximum is unlimited; a kubelet asks for about an hour and refreshes it, we ask once for a long run. */
@@ -58,6 +61,15 @@ export async function serviceAccountToken(
 
 export function podRef(pod: { metadata?: { name?: string; uid?: string } }): BoundObject {
   return { kind: "Pod", apiVersion: "v1", name: pod.metadata!.name!, uid: pod.metadata!.uid! };
+}
+
+/**
+ * The Node.js flags deploy/ gives a program: its container's NODE_OPTIONS, as
+ * a list (empty when it sets none), for a process that must run as deployed.
+ */
+export function deployedNodeOptions(pod: DeployedPod): string[] {
+  const env = (pod.spec?.containers ?? []).flatMap((container) => container.env ?? []);
+  return (env.find((variable) => variable.name === "NODE_OPTIONS")?.value ?? "").split(" ").filter((flag) => flag !== "");
 }
 
 /**

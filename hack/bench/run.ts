@@ -30,7 +30,7 @@ import { isNotFound } from "../../common/kube/http.ts";
 import { createRootLogger } from "../../common/log.ts";
 import { freePort, startProcess, type ManagedProcess } from "../cluster/process.ts";
 import { LocalSystem, repoRoot } from "../local-system.ts";
-import { agentAsDeployed, aggregatorAsDeployed, installDeploy, writeTokenKubeconfig } from "../credentials.ts";
+import { agentAsDeployed, aggregatorAsDeployed, deployedNodeOptions, installDeploy, writeTokenKubeconfig } from "../credentials.ts";
 import { applyManifests, loadManifests } from "../manifests.ts";
 import { classify, controllersFlowSchema, unfairness, type ApfClasses } from "./apf.ts";
 import { auditByVerb, auditFlags, auditWrites, countAudit, benchUserAgents, programs, type AuditCounts } from "./audit.ts";
@@ -288,7 +288,8 @@ class BenchRun {
     const nodes = await system.sim.addNodes(params.nodes);
     const kubeconfig = system.plane.kubeconfig;
     const agentKubeconfig = path.join(this.#workDir, "agent.kubeconfig");
-    const agentToken = (await this.#agentCredentials(representativeNode)).token;
+    const agentCredentials = await this.#agentCredentials(representativeNode);
+    const agentToken = agentCredentials.token;
     await writeTokenKubeconfig(kubeconfig, agentToken, agentKubeconfig);
     const programs = await programFiles(params.programs, this.#workDir);
     this.#agent = await this.#startChild("agent", programs.agent, [
@@ -296,7 +297,7 @@ class BenchRun {
       `--node-name=${representativeNode}`,
       `--debounce-ms=${params.agentDebounceMs}`,
       `--heartbeat-interval-seconds=${params.agentHeartbeatSeconds}`,
-    ]);
+    ], deployedNodeOptions(agentCredentials.pod));
     const inProcess = nodes.filter((node) => node.name !== representativeNode);
     await forEachLimit(inProcess.length, 16, async (i) => {
       await system.startAgent((inProcess[i] as { name: string }).name);
@@ -311,7 +312,7 @@ class BenchRun {
       `--identity=${aggregator.pod.metadata.name}`,
       `--workers=${params.aggregatorWorkers}`,
       ...params.aggregatorFlags,
-    ]);
+    ], deployedNodeOptions(aggregator.pod));
 
     this.#apf = await this.#classify(agentToken, aggregator.token);
 
@@ -325,12 +326,13 @@ class BenchRun {
     }, 1000);
   }
 
-  async #startChild(name: "agent" | "aggregator", program: string, args: string[]): Promise<Child> {
+  /** A program process as deployed: deploy/'s Node.js flags (deployedNodeOptions), then --node-option's, which win. */
+  async #startChild(name: "agent" | "aggregator", program: string, args: string[], deployedFlags: string[]): Promise<Child> {
     const metricsPort = this.#params.metricsPorts[name] || (await freePort());
     const child = startProcess(
       name,
       process.execPath,
-      [...this.#params.nodeOptions, program, ...args, `--metrics-port=${metricsPort}`],
+      [...deployedFlags, ...this.#params.nodeOptions, program, ...args, `--metrics-port=${metricsPort}`],
       path.join(this.#workDir, `${name}.log`),
       // As deployed: without the NODE_OPTIONS of whatever started the benchmark (a test runner's loaders, say).
       { ...process.env, NODE_OPTIONS: "", LOG_LEVEL: process.env.LOG_LEVEL ?? "warn" },

@@ -1,6 +1,7 @@
 // The benchmark's pure parts: what a side shows of a pod, matching events
 // with what the watches saw, percentiles, the command line, /proc and audit
 // parsing, the chart. Timings of a real run are never asserted anywhere.
+import path from "node:path";
 import t from "tap";
 import { controllersFlowSchema, nameClasses, unfairness, type ApfClasses } from "../../hack/bench/apf.ts";
 import { addAuditLine, auditProgram, auditWrites, type AuditCounts } from "../../hack/bench/audit.ts";
@@ -14,6 +15,9 @@ import { PodPool } from "../../hack/bench/workload.ts";
 import { median, runsTable } from "../../hack/bench/runs.ts";
 import type { BenchResult } from "../../hack/bench/result.ts";
 import { seededRandom } from "../../hack/sim/random.ts";
+import { deployedNodeOptions, type DeployedPod } from "../../hack/credentials.ts";
+import { loadManifests } from "../../hack/manifests.ts";
+import { repoRoot } from "../../hack/cluster/binaries.ts";
 
 const pod = (uid: string) => ({ kind: "Pod", uid });
 
@@ -277,4 +281,15 @@ t.test("writes are counted by verb, and by resource when one is named", async (t
   t.equal(writesOf(counts, "leases"), 41);
   t.equal(writesOf(counts, "pods"), 0, "a watch is no write");
   t.equal(writesOf({}), 0);
+});
+
+t.test("the program processes get the Node.js flags deploy/ gives them: the aggregator its NODE_OPTIONS, the agent none", async (t) => {
+  const objects = await loadManifests(path.join(repoRoot, "deploy", "netservice.yaml"));
+  const podOf = (kind: string) => {
+    const workload = objects.find((object) => object.kind === kind) as { spec: { template: { spec: DeployedPod["spec"] } } } | undefined;
+    return { metadata: { name: kind, uid: "" }, spec: workload?.spec.template.spec };
+  };
+  t.same(deployedNodeOptions(podOf("Deployment")), ["--max-semi-space-size=2"]);
+  t.same(deployedNodeOptions(podOf("DaemonSet")), []);
+  t.same(deployedNodeOptions({ metadata: { name: "p", uid: "" }, spec: { containers: [{ env: [{ name: "NODE_OPTIONS", value: " --a=1  --b " }] }] } }), ["--a=1", "--b"], "split on spaces");
 });

@@ -188,6 +188,8 @@ t.test("every option reaches the objects it names", async (t) => {
   }
   t.equal(env(agent.spec.template.spec.containers[0]!, "LOG_LEVEL"), "warn", "agent.logLevel wins over logLevel");
   t.equal(env(aggregator.spec.template.spec.containers[0]!, "LOG_LEVEL"), "trace", "aggregator.logLevel wins over logLevel");
+  t.equal(env(aggregator.spec.template.spec.containers[0]!, "NODE_OPTIONS"), "--max-semi-space-size=4 --max-old-space-size=768", "aggregator.nodeOptions");
+  t.equal(env((await workloads(["aggregator.nodeOptions="])).aggregator.spec.template.spec.containers[0]!, "NODE_OPTIONS"), undefined, "empty: no NODE_OPTIONS at all");
   t.equal(env((await workloads(["logLevel=debug"])).agent.spec.template.spec.containers[0]!, "LOG_LEVEL"), "debug", "logLevel alone sets both");
 
   const agentPod = agent.spec.template.spec;
