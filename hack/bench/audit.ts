@@ -68,14 +68,27 @@ export function auditProgram(userAgent: string, username: string): Program {
   return "other";
 }
 
-type AuditLine = {
+/** The fields of an audit event (Metadata level) the benchmark reads. */
+export type AuditLine = {
   stage?: string;
   verb?: string;
   userAgent?: string;
   user?: { username?: string };
-  objectRef?: { resource?: string; subresource?: string };
+  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
   requestReceivedTimestamp?: string;
+  stageTimestamp?: string;
 };
+
+/** One line of the audit log, if it is a finished request (ResponseComplete). */
+export function finishedRequest(text: string): AuditLine | undefined {
+  let line: AuditLine;
+  try {
+    line = JSON.parse(text) as AuditLine;
+  } catch {
+    return undefined;
+  }
+  return line.stage === "ResponseComplete" ? line : undefined;
+}
 
 /** Counts requests received within [from, to] (ms since the epoch). */
 export async function countAudit(logFile: string, window: { from: number; to: number }): Promise<AuditCounts> {
@@ -90,13 +103,8 @@ export async function countAudit(logFile: string, window: { from: number; to: nu
 }
 
 export function addAuditLine(counts: AuditCounts, text: string, window: { from: number; to: number }): void {
-  let line: AuditLine;
-  try {
-    line = JSON.parse(text) as AuditLine;
-  } catch {
-    return;
-  }
-  if (line.stage !== "ResponseComplete" || !line.verb || !line.requestReceivedTimestamp) return;
+  const line = finishedRequest(text);
+  if (!line?.verb || !line.requestReceivedTimestamp) return;
   const at = Date.parse(line.requestReceivedTimestamp);
   if (!(at >= window.from && at <= window.to)) return;
   const program = auditProgram(line.userAgent ?? "", line.user?.username ?? "");

@@ -12,6 +12,7 @@
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
+import { finishedRequest } from "./audit.ts";
 import { summarise, type Summary } from "./latency.ts";
 
 /** One aggregator write as the API server saw it. */
@@ -59,24 +60,10 @@ export function laneBound(writes: AuditWrite[]): LaneBound {
   return { batches, both: waited.length, endpointsLast, slicesWaited: summarise(waited), batchMs: summarise(durations) };
 }
 
-type AuditLine = {
-  stage?: string;
-  verb?: string;
-  userAgent?: string;
-  objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
-  requestReceivedTimestamp?: string;
-  stageTimestamp?: string;
-};
-
 /** The aggregator's Endpoints and slice writes in an audit line, if it is one. */
 export function auditWrite(text: string): AuditWrite | undefined {
-  let line: AuditLine;
-  try {
-    line = JSON.parse(text) as AuditLine;
-  } catch {
-    return undefined;
-  }
-  if (line.stage !== "ResponseComplete" || line.verb !== "patch" || !line.userAgent?.startsWith("netservice-aggregator/")) return undefined;
+  const line = finishedRequest(text);
+  if (line?.verb !== "patch" || !line.userAgent?.startsWith("netservice-aggregator/")) return undefined;
   const ref = line.objectRef;
   if (!ref?.name || !ref.namespace || ref.subresource) return undefined;
   const kind = ref.resource === "endpoints" ? "Endpoints" : ref.resource === "endpointslices" ? "EndpointSlice" : undefined;
