@@ -70,7 +70,8 @@ async function faultTests(cluster: KindCluster) {
   t.test("delete the aggregator leader's pod: the standby takes over and keeps corens right", async (t) => {
     const leasePath = `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases/netservice-aggregator`;
     type Lease = { spec: { holderIdentity?: string; leaseTransitions?: number } };
-    const aggregators = async () => runningPods(await listPods(clients, systemNamespace, "app.kubernetes.io/name=netservice-aggregator")).map((pod) => pod.metadata.name);
+    const aggregatorPods = async () => runningPods(await listPods(clients, systemNamespace, "app.kubernetes.io/name=netservice-aggregator"));
+    const aggregators = async () => (await aggregatorPods()).map((pod) => pod.metadata.name);
     const lease = await clients.http.request<Lease>({ method: "GET", path: leasePath });
     const leader = lease.spec.holderIdentity;
     const replicas = await aggregators();
@@ -83,7 +84,16 @@ async function faultTests(cluster: KindCluster) {
     // as it stops and every candidate polls it every 2 to 4.4 s, as
     // client-go's do; seen 2.2 s after the deletion.)
     const nodes = (await kubectl(cluster, "get", "nodes", "-o", "jsonpath={.items[*].metadata.name}")).split(" ").filter(Boolean);
-    const uncordon = () => kubectl(cluster, "uncordon", ...nodes);
+    // The standby's node last: the Pending replacement is placed as soon as a
+    // node opens, and with nodeTaintsPolicy Honor a node still cordoned does
+    // not count in the spread, so opening the standby's node first would put
+    // both replicas on it (seen in a CI run), and the node-stop test below
+    // would then take no aggregator down with its worker.
+    const standbyNode = (await aggregatorPods()).find((pod) => pod.metadata.name === standby)?.spec.nodeName;
+    const uncordon = async () => {
+      await kubectl(cluster, "uncordon", ...nodes.filter((name) => name !== standbyNode));
+      if (standbyNode) await kubectl(cluster, "uncordon", standbyNode);
+    };
     t.teardown(() => uncordon().then(() => undefined, () => undefined));
     await kubectl(cluster, "cordon", ...nodes);
     const started = Date.now();
@@ -97,6 +107,8 @@ async function faultTests(cluster: KindCluster) {
     t.comment(`takeover ${((Date.now() - started) / 1000).toFixed(1)} s after the leader's pod was deleted (graceful: it releases the Lease)`);
     await uncordon();
     await eventually(async () => expect((await aggregators()).length === 2, "the replacement replica runs"), timeout);
+    const spread = (await aggregatorPods()).map((pod) => pod.spec.nodeName);
+    t.equal(new Set(spread).size, 2, `the replacement runs on another node than the standby (${spread.join(", ")}), as deploy/'s spread requires`);
     await kubectl(cluster, "-n", "default", "scale", "deployment/utils", "--replicas=4");
     await eventually(async () => expect((await truth()).length >= 4 * 2, "4 pods with two core addresses each"), timeout);
     await expectExact();
