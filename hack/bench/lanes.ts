@@ -35,7 +35,11 @@ const batchWindowUs = 5_000;
 
 export function laneBound(writes: AuditWrite[]): LaneBound {
   const byKey = new Map<string, AuditWrite[]>();
-  for (const write of writes) byKey.set(write.key, [...(byKey.get(write.key) ?? []), write]);
+  for (const write of writes) {
+    const list = byKey.get(write.key) ?? [];
+    list.push(write);
+    byKey.set(write.key, list);
+  }
   const waited: number[] = [];
   const durations: number[] = [];
   let batches = 0;

@@ -289,8 +289,7 @@ class BenchRun {
     const kubeconfig = system.plane.kubeconfig;
     const agentKubeconfig = path.join(this.#workDir, "agent.kubeconfig");
     const agentCredentials = await this.#agentCredentials(representativeNode);
-    const agentToken = agentCredentials.token;
-    await writeTokenKubeconfig(kubeconfig, agentToken, agentKubeconfig);
+    await writeTokenKubeconfig(kubeconfig, agentCredentials.token, agentKubeconfig);
     const programs = await programFiles(params.programs, this.#workDir);
     this.#agent = await this.#startChild("agent", programs.agent, [
       `--kubeconfig=${agentKubeconfig}`,
@@ -314,7 +313,7 @@ class BenchRun {
       ...params.aggregatorFlags,
     ], deployedNodeOptions(aggregator.pod));
 
-    this.#apf = await this.#classify(agentToken, aggregator.token);
+    this.#apf = await this.#classify(agentCredentials.token, aggregator.token);
 
     this.#observer = startObserver({ kubeconfig, namespace: benchNamespace });
     this.#observer.onMessage((message) => this.#observed(message));
