@@ -50,7 +50,10 @@ export async function runTeardown(steps: readonly TeardownStep[], options: Teard
     const outcome = await runBounded(step, clock);
     if (outcome.kind === "done") continue;
     if (outcome.kind === "failed") {
-      failures.push({ step: step.name, kind: "failed", message: `${step.name} failed: ${describe(outcome.error)}`, error: outcome.error });
+      const message = `${step.name} failed: ${describe(outcome.error)}`;
+      // Said here too: a test runner may print the error thrown at the end apart from the file's own output.
+      report(`stopping: ${message}`);
+      failures.push({ step: step.name, kind: "failed", message, error: outcome.error });
       continue;
     }
     const waiting = safeWaitingFor(step);

@@ -16,9 +16,14 @@ interface OpenSubtest {
   indent: number;
   name: string;
   childFailed: boolean;
+  /** The comments written straight into it ("# error thrown in teardown", a teardown's "# stopping: ..."). */
+  comments: string[];
 }
 
 const subtestLine = /^# Subtest: (.*)$/;
+const commentLine = /^# (?!Subtest: |time=)(.*)$/;
+/** How many of a failed subtest's last comments are kept. */
+const maxComments = 20;
 const pointLine = /^(not )?ok \d+(?: - (.*?))?(?: # (?:time=|SKIP|TODO).*)?$/;
 
 /**
@@ -37,7 +42,13 @@ export function tapFailures(log: string, maxDetailLines = 40): TapFailure[] {
     const text = line.trim();
     const subtest = subtestLine.exec(text);
     if (subtest) {
-      open.push({ indent, name: subtest[1]!, childFailed: false });
+      open.push({ indent, name: subtest[1]!, childFailed: false, comments: [] });
+      continue;
+    }
+    const comment = commentLine.exec(text);
+    if (comment) {
+      const owner = open.findLast((subtest) => subtest.indent < indent);
+      if (owner && owner.indent + 4 === indent) owner.comments.push(comment[1]!);
       continue;
     }
     const point = pointLine.exec(text);
@@ -50,9 +61,39 @@ export function tapFailures(log: string, maxDetailLines = 40): TapFailure[] {
     if (parent) parent.childFailed = true;
     if (closing?.childFailed) continue;
     const path = open.map((subtest) => subtest.name);
-    failures.push({ path, description: point[2] ?? closing?.name ?? "", details: diagnostic(lines, index + 1, indent + 2, maxDetailLines) });
+    const details = diagnostic(lines, index + 1, indent + 2, maxDetailLines);
+    if (closing) details.push(...said(closing, log));
+    failures.push({ path, description: point[2] ?? closing?.name ?? "", details });
   }
   return failures;
+}
+
+/**
+ * What a subtest that failed with no failing point said: its own comments (a
+ * teardown's), and, for a file whose teardown threw, the error tap wrote to
+ * stderr, which is somewhere in the log, found by the file named in its stack.
+ */
+function said(subtest: OpenSubtest, log: string): string[] {
+  const comments = subtest.comments.slice(-maxComments);
+  const out = comments.length > 0 ? ["comments:", ...comments.map((comment) => `  ${comment}`)] : [];
+  if (subtest.comments.includes("error thrown in teardown")) {
+    const errors = thrownErrors(log, subtest.name);
+    if (errors.length > 0) out.push("thrown:", ...errors.map((error) => `  ${error}`));
+  }
+  return out;
+}
+
+/** The first lines of the errors tap printed unindented with a YAML block whose `fileName:` is the file. */
+function thrownErrors(log: string, file: string): string[] {
+  const lines = log.split("\n");
+  const errors: string[] = [];
+  for (let index = 1; index < lines.length; index++) {
+    if (lines[index] !== "  ---" || /^\s|^$|^#|^(not )?ok /.test(lines[index - 1]!)) continue;
+    const end = lines.indexOf("  ...", index);
+    const block = lines.slice(index, end < 0 ? undefined : end);
+    if (block.some((line) => line.trim() === `fileName: ${file}`)) errors.push(lines[index - 1]!);
+  }
+  return errors;
 }
 
 /** The YAML block starting at lines[start] (`---` to `...` at the given indent), unindented. */

@@ -79,6 +79,61 @@ t.test("a file that fails with no failing point inside it is a failure itself, w
   t.same(dies!.details, ["signal: SIGABRT"]);
 });
 
+// tap 21's output for a file whose teardown threw after its tests passed,
+// stdout and stderr in one log as CI keeps them: the runner prints each
+// file's TAP whole, but the error goes to stderr at once, outside that TAP,
+// here in the middle of the file that ran beside it.
+const teardownLog = `TAP version 14
+1..2
+# Subtest: test/unit/other.test.ts
+    ok 1 - fine
+Error: teardown incomplete: aggregator failed: 401 Unauthorized
+  ---
+  stack: |
+    runTeardown (hack/teardown.ts:70:30)
+  at:
+    fileName: test/integration/stops.test.ts
+    lineNumber: 2
+  test: TAP
+  ...
+
+    1..1
+ok 1 - test/unit/other.test.ts # time=1ms
+
+# Subtest: test/integration/stops.test.ts
+    # Subtest: a
+        ok 1 - fine
+        1..1
+    ok 1 - a # time=4.808ms
+    
+    1..1
+    # stopping: aggregator failed: 401 Unauthorized
+    # error thrown in teardown
+    # time=33.763ms
+not ok 2 - test/integration/stops.test.ts # time=33.763ms
+  ---
+  exitCode: 1
+  signal: null
+  ...
+
+# { total: 3, pass: 2, fail: 1 }
+`;
+
+t.test("a file that fails in its teardown is listed with what it said and the error it threw", async (t) => {
+  const failures = tapFailures(teardownLog);
+  t.same(failures.map((failure) => [...failure.path, failure.description]), [["test/integration/stops.test.ts"]]);
+  t.same(failures[0]!.details, [
+    "exitCode: 1",
+    "signal: null",
+    "comments:",
+    "  stopping: aggregator failed: 401 Unauthorized",
+    "  error thrown in teardown",
+    "thrown:",
+    "  Error: teardown incomplete: aggregator failed: 401 Unauthorized",
+  ]);
+  t.same(tapFailures(log).at(-1)!.details, ["signal: SIGABRT"], "a file that said nothing has its diagnostic only");
+});
+
 t.test("a passing log has no failures", async (t) => {
   t.same(tapFailures("TAP version 14\n1..1\n# Subtest: x\n    ok 1 - fine\n    1..1\nok 1 - x # time=1ms\n"), []);
 });

@@ -75,7 +75,8 @@ t.test("a failed step does not stop the ones after it; every failure is in the e
   const broken = manualStep("DNS (CoreDNS)", 10_000);
   const throwsAtOnce: TeardownStep = { name: "aggregator", timeoutMs: 10_000, run: () => { throw new Error("not a promise"); } };
   const last = manualStep("control plane", 60_000);
-  const done = runTeardown([broken.step, throwsAtOnce, last.step], { clock, report: () => undefined });
+  const lines: string[] = [];
+  const done = runTeardown([broken.step, throwsAtOnce, last.step], { clock, report: (line) => lines.push(line) });
   await flush();
   broken.fail(new Error("coredns: kill EPERM"));
   await flush();
@@ -83,6 +84,7 @@ t.test("a failed step does not stop the ones after it; every failure is in the e
   last.finish();
   const error = (await done.then(() => undefined, (e: unknown) => e)) as TeardownError;
   t.same(error.failures.map((f) => f.message), ["DNS (CoreDNS) failed: coredns: kill EPERM", "aggregator failed: not a promise"]);
+  t.same(lines, ["stopping: DNS (CoreDNS) failed: coredns: kill EPERM", "stopping: aggregator failed: not a promise"], "each failure is said as it happens");
 });
 
 t.test("a waitingFor that throws still lets the teardown report and go on", async (t) => {
