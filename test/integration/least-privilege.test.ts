@@ -27,7 +27,7 @@ boundedTeardown(t, { name: "admin clients", timeoutMs: 10_000, run: () => admin.
 const kubeConfig = new KubeConfig();
 kubeConfig.loadFromFile(plane.kubeconfig);
 const sim = new SimulatedCluster({ kubeConfig, clients: admin });
-t.teardown(() => sim.stop());
+t.teardown(() => sim.stop((line) => t.comment(line)));
 await sim.start();
 const nodes = await sim.addNodes(2);
 const agents: NodeAgent[] = [];

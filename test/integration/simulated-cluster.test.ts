@@ -32,7 +32,7 @@ const applier = new Applier(clients.http, { fieldManager: "netservice-test" });
 // backoff (it retries a dependent whose owner is still in its graph with
 // exponential backoff) once left a pod behind the 60 s limit on a fresh machine.
 const sim = new SimulatedCluster({ kubeConfig, clients, maxGracePeriodMs: 2000 });
-t.teardown(() => sim.stop());
+t.teardown(() => sim.stop((line) => t.comment(line)));
 await sim.start();
 await sim.addNodes(3);
 
