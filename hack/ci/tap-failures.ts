@@ -18,10 +18,14 @@ interface OpenSubtest {
   childFailed: boolean;
   /** The comments written straight into it ("# error thrown in teardown", a teardown's "# stopping: ..."). */
   comments: string[];
+  /** The line its `# Subtest:` is on. */
+  start: number;
 }
 
 const subtestLine = /^# Subtest: (.*)$/;
 const commentLine = /^# (?!Subtest: |time=)(.*)$/;
+/** Lines at the start of a line that are TAP's own, not a process's stderr. */
+const tapSyntax = /^(?:(?:not )?ok \d|TAP version |1\.\.\d|Bail out!|pragma )/;
 /** How many of a failed subtest's last comments are kept. */
 const maxComments = 20;
 const pointLine = /^(not )?ok \d+(?: - (.*?))?(?: # (?:time=|SKIP|TODO).*)?$/;
@@ -42,7 +46,7 @@ export function tapFailures(log: string, maxDetailLines = 40): TapFailure[] {
     const text = line.trim();
     const subtest = subtestLine.exec(text);
     if (subtest) {
-      open.push({ indent, name: subtest[1]!, childFailed: false, comments: [] });
+      open.push({ indent, name: subtest[1]!, childFailed: false, comments: [], start: index });
       continue;
     }
     const comment = commentLine.exec(text);
@@ -62,7 +66,7 @@ export function tapFailures(log: string, maxDetailLines = 40): TapFailure[] {
     if (closing?.childFailed) continue;
     const path = open.map((subtest) => subtest.name);
     const details = diagnostic(lines, index + 1, indent + 2, maxDetailLines);
-    if (closing) details.push(...said(closing, log));
+    if (closing) details.push(...said(closing, lines.slice(closing.start, index), lines));
     failures.push({ path, description: point[2] ?? closing?.name ?? "", details });
   }
   return failures;
@@ -70,25 +74,30 @@ export function tapFailures(log: string, maxDetailLines = 40): TapFailure[] {
 
 /**
  * What a subtest that failed with no failing point said: its own comments (a
- * teardown's), and, for a file whose teardown threw, the error tap wrote to
- * stderr, which is somewhere in the log, found by the file named in its stack.
+ * teardown's), and, for a file, what its process wrote to stderr, which tap
+ * passes through unindented: an error its teardown threw, a crash. Other
+ * files' stderr can land there too, so the lines are headed as such.
  */
-function said(subtest: OpenSubtest, log: string): string[] {
+function said(subtest: OpenSubtest, block: string[], lines: string[]): string[] {
   const comments = subtest.comments.slice(-maxComments);
   const out = comments.length > 0 ? ["comments:", ...comments.map((comment) => `  ${comment}`)] : [];
-  if (subtest.comments.includes("error thrown in teardown")) {
-    const errors = thrownErrors(log, subtest.name);
-    if (errors.length > 0) out.push("thrown:", ...errors.map((error) => `  ${error}`));
+  if (subtest.indent !== 0) return out;
+  // A teardown's error carries the file in its stack, wherever in the log it landed.
+  const thrown = subtest.comments.includes("error thrown in teardown") ? thrownErrors(lines, subtest.name) : [];
+  if (thrown.length > 0) out.push("thrown:", ...thrown.map((error) => `  ${error}`));
+  const unindented = block.filter((line, index) => index > 0 && /^[^\s#]/.test(line) && !tapSyntax.test(line) && !thrown.includes(line));
+  if (unindented.length > 0) {
+    const shown = unindented.slice(-maxComments);
+    out.push("stderr among its output (maybe another file's):", ...shown.map((line) => `  ${line}`));
   }
   return out;
 }
 
 /** The first lines of the errors tap printed unindented with a YAML block whose `fileName:` is the file. */
-function thrownErrors(log: string, file: string): string[] {
-  const lines = log.split("\n");
+function thrownErrors(lines: string[], file: string): string[] {
   const errors: string[] = [];
   for (let index = 1; index < lines.length; index++) {
-    if (lines[index] !== "  ---" || /^\s|^$|^#|^(not )?ok /.test(lines[index - 1]!)) continue;
+    if (lines[index] !== "  ---" || !/^[^\s#]/.test(lines[index - 1]!) || tapSyntax.test(lines[index - 1]!)) continue;
     const end = lines.indexOf("  ...", index);
     const block = lines.slice(index, end < 0 ? undefined : end);
     if (block.some((line) => line.trim() === `fileName: ${file}`)) errors.push(lines[index - 1]!);

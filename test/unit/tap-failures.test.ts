@@ -134,6 +134,64 @@ t.test("a file that fails in its teardown is listed with what it said and the er
   t.same(tapFailures(log).at(-1)!.details, ["signal: SIGABRT"], "a file that said nothing has its diagnostic only");
 });
 
+// tap 21's output when the file's process crashed in its teardown (stop 21's
+// CI failure, shortened): Node's report of the uncaught error goes to stderr
+// and, the file's TAP being printed as it ran, lands inside it.
+const crashLog = `TAP version 14
+1..1
+# Subtest: test/integration/least-privilege.test.ts
+    # control plane ready at https://127.0.0.1:41859 in 3.4 s
+    # Subtest: publishes
+        ok 1 - fine
+        1..1
+    ok 1 - publishes # time=810.504ms
+    
+    1..1
+    {"level":"info","msg":"released the lease"}
+    # error thrown in teardown
+Error: test unfinished
+  ---
+  test: TAP
+  ...
+
+    # time=6263.884ms
+node:events:505
+    throw er; // Unhandled 'error' event
+    ^
+
+ClientDestroyedError: The client is destroyed
+    at Client.destroy (node_modules/undici/lib/dispatcher/dispatcher-base.js:143:13)
+Emitted 'error' event on ClientHttp2Stream instance at:
+    at emitErrorNT (node:internal/streams/destroy:170:8) {
+  code: 'UND_ERR_DESTROYED'
+}
+
+Node.js v24.21.0
+not ok 1 - test/integration/least-privilege.test.ts # time=6263.884ms
+  ---
+  exitCode: 1
+  ...
+
+# { total: 2, pass: 1, fail: 1 }
+`;
+
+t.test("a file whose process crashed is listed with the stderr that landed in its output", async (t) => {
+  const [crashed] = tapFailures(crashLog);
+  t.same(crashed!.details, [
+    "exitCode: 1",
+    "comments:",
+    "  control plane ready at https://127.0.0.1:41859 in 3.4 s",
+    "  error thrown in teardown",
+    "stderr among its output (maybe another file's):",
+    "  Error: test unfinished",
+    "  node:events:505",
+    "  ClientDestroyedError: The client is destroyed",
+    "  Emitted 'error' event on ClientHttp2Stream instance at:",
+    "  }",
+    "  Node.js v24.21.0",
+  ]);
+});
+
 t.test("a passing log has no failures", async (t) => {
   t.same(tapFailures("TAP version 14\n1..1\n# Subtest: x\n    ok 1 - fine\n    1..1\nok 1 - x # time=1ms\n"), []);
 });
