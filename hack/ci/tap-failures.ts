@@ -24,8 +24,10 @@ interface OpenSubtest {
 
 const subtestLine = /^# Subtest: (.*)$/;
 const commentLine = /^# (?!Subtest: |time=)(.*)$/;
-/** Lines at the start of a line that are TAP's own, not a process's stderr. */
+/** What starts a line of TAP's own at the left margin. */
 const tapSyntax = /^(?:(?:not )?ok \d|TAP version |1\.\.\d|Bail out!|pragma )/;
+/** A line a process wrote to stderr: tap passes it through unindented, where TAP's own lines at the margin are its syntax or comments. */
+const isStderrLine = (line: string): boolean => /^[^\s#]/.test(line) && !tapSyntax.test(line);
 /** How many of a failed subtest's last comments are kept. */
 const maxComments = 20;
 const pointLine = /^(not )?ok \d+(?: - (.*?))?(?: # (?:time=|SKIP|TODO).*)?$/;
@@ -85,7 +87,7 @@ function said(subtest: OpenSubtest, block: string[], lines: string[]): string[] 
   // A teardown's error carries the file in its stack, wherever in the log it landed.
   const thrown = subtest.comments.includes("error thrown in teardown") ? thrownErrors(lines, subtest.name) : [];
   if (thrown.length > 0) out.push("thrown:", ...thrown.map((error) => `  ${error}`));
-  const unindented = block.filter((line, index) => index > 0 && /^[^\s#]/.test(line) && !tapSyntax.test(line) && !thrown.includes(line));
+  const unindented = block.filter((line) => isStderrLine(line) && !thrown.includes(line));
   if (unindented.length > 0) {
     const shown = unindented.slice(-maxComments);
     out.push("stderr among its output (maybe another file's):", ...shown.map((line) => `  ${line}`));
@@ -97,7 +99,7 @@ function said(subtest: OpenSubtest, block: string[], lines: string[]): string[] 
 function thrownErrors(lines: string[], file: string): string[] {
   const errors: string[] = [];
   for (let index = 1; index < lines.length; index++) {
-    if (lines[index] !== "  ---" || !/^[^\s#]/.test(lines[index - 1]!) || tapSyntax.test(lines[index - 1]!)) continue;
+    if (lines[index] !== "  ---" || !isStderrLine(lines[index - 1]!)) continue;
     const end = lines.indexOf("  ...", index);
     const block = lines.slice(index, end < 0 ? undefined : end);
     if (block.some((line) => line.trim() === `fileName: ${file}`)) errors.push(lines[index - 1]!);
